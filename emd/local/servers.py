@@ -1,0 +1,86 @@
+"""ASGI apps under real uvicorn on loopback sockets, all in one background thread with
+its own event loop (the containers and the emulator), so what they do never competes
+with the proxy's loop, and streams go over real sockets (ASGITransport would buffer)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket; port 0 picks a free one. Raises OSError if taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def uvicorn_config(app: ASGIApp, **overrides: object) -> uvicorn.Config:
+    options: dict[str, object] = {
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "off",
+        "timeout_graceful_shutdown": 1,
+        "timeout_keep_alive": 75,
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Served:
+    server: uvicorn.Server
+    sock: socket.socket
+
+
+class BackgroundServers:
+    def __init__(self, name: str = "emd-local") -> None:
+        self._name = name
+        self._served: list[_Served] = []
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Binds now (so the URL is known at once); serves once `start()` runs."""
+        sock = bind_socket(host, port)
+        self._served.append(_Served(uvicorn.Server(uvicorn_config(app)), sock))
+        bound_host, bound_port = sock.getsockname()[:2]
+        return f"http://{bound_host}:{bound_port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not all(s.server.started for s in self._served):
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("local servers did not start")
+            time.sleep(0.01)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            await asyncio.gather(*(s.server.serve(sockets=[s.sock]) for s in self._served))
+
+        asyncio.run(main())
+
+    def stop(self, timeout: float = 3.0) -> None:
+        for served in self._served:
+            served.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for served in self._served:
+            served.sock.close()

@@ -1,0 +1,131 @@
+"""`emd serve`: the proxy on a local port, the emulator and the local models behind it.
+
+The proxy is the same app the Lambdas run; only its boto3 client is pointed at the
+local emulator (AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME) with dummy credentials."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from types import FrameType
+
+import uvicorn
+from emd_proxy.app import create_app
+from emd_proxy.auth import KeyStore
+from emd_proxy.settings import Settings
+from rich.console import Console
+from rich.table import Table
+
+from . import config
+from .local.servers import bind_socket, uvicorn_config
+from .local.stack import LocalStack
+
+LOCAL_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def point_boto3_at(emulator_url: str) -> None:
+    """Local mode only: the emulator accepts any signature, so never sign with (or go
+    looking for) the user's real AWS credentials."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(LOCAL_AWS_ENV)
+    os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = emulator_url
+
+
+def run_local(
+    host: str,
+    port: int,
+    api_key: str | None,
+    model_ids: list[str] | None,
+    invoke_timeout: float,
+) -> int:
+    err = Console(stderr=True, soft_wrap=True)
+    out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    try:
+        sock = bind_socket(host, port)
+    except OSError as exc:
+        err.print(f"[red]emd serve: cannot listen on {host}:{port}: {_reason(exc)}[/red]")
+        return 1
+    bound_port = sock.getsockname()[1]
+    display_host = f"[{host}]" if ":" in host else host
+    base_url = f"http://{display_host}:{bound_port}/v1"
+
+    key_note = "from --api-key / EMD_API_KEY"
+    if not api_key:
+        api_key, created = config.local_key()
+        key_note = f"{'new, ' if created else ''}saved in {config.keys_path()}"
+
+    try:
+        stack = LocalStack(model_ids, invoke_timeout=invoke_timeout).start()
+    except (ValueError, RuntimeError) as exc:
+        sock.close()
+        err.print(f"[red]emd serve: {exc}[/red]")
+        return 1
+    point_boto3_at(stack.emulator_url)
+    settings = Settings.from_env()
+    app = create_app(settings, registry=stack.registry, keys=KeyStore.static({"default": api_key}))
+    _print_banner(out, base_url, api_key, key_note, stack)
+    config.write_serve_state(
+        {"base_url": base_url, "pid": os.getpid(), "emulator_url": stack.emulator_url}
+    )
+    server = _LocalServer(uvicorn_config(app, lifespan="on"))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        stopping = time.perf_counter()
+        stack.stop()
+        sock.close()
+        config.clear_serve_state(os.getpid())
+        err.print(f"emd serve: stopped ({time.perf_counter() - stopping:.2f} s to shut down)")
+    return 0
+
+
+class _LocalServer(uvicorn.Server):
+    """uvicorn re-raises SIGINT/SIGTERM after its own shutdown, which would kill the
+    process before the local models and the emulator are stopped; we exit ourselves."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
+def _print_banner(out: Console, base_url: str, key: str, key_note: str, stack: LocalStack) -> None:
+    table = Table(title="Models", title_justify="left")
+    for column in ("id", "families", "engine", "endpoint", "load time"):
+        table.add_column(column)
+    for loaded in stack.loaded:
+        entry = stack.registry.resolve(loaded.model.id)
+        table.add_row(
+            entry.id,
+            ", ".join(entry.families),
+            entry.engine,
+            entry.endpoint,
+            f"{loaded.load_seconds:.2f} s",
+        )
+    out.print(f"[bold]EMD gateway[/bold] serving at [cyan]{base_url}[/cyan]")
+    out.print(f"API key: {key}  ({key_note})")
+    out.print(f"SageMaker-runtime emulator: {stack.emulator_url}")
+    out.print(table)
+    out.print(
+        "Try it:\n"
+        f"  curl {base_url}/chat/completions -H 'Authorization: Bearer {key}' "
+        "-H 'Content-Type: application/json' "
+        '-d \'{"model": "echo/local", "messages": [{"role": "user", "content": "hi"}]}\''
+    )
+    sys.stdout.flush()
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, OSError) and exc.errno in (98, 48):  # EADDRINUSE (Linux, macOS)
+        return "the port is already in use (pick another with --port, or PORT=... for make)"
+    if isinstance(exc, socket.gaierror):
+        return "unknown host"
+    return exc.strerror or str(exc)

@@ -1,0 +1,115 @@
+"""The ASGI app: `create_app()` wires settings, registry, keys and the SageMaker client
+into FastAPI, mounts the routes of the families this process serves (EMD_FAMILIES),
+and renders every failure in OpenAI's error shape."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .auth import KeyStore
+from .errors import (
+    InternalError,
+    InvalidRequestError,
+    MethodNotAllowedError,
+    ProxyError,
+    RouteNotFoundError,
+)
+from .gateway import Gateway
+from .log import logger
+from .middleware import GatewayMiddleware
+from .registry import Registry
+from .routes import chat, models
+from .sagemaker_client import SageMakerRuntime
+from .settings import Settings
+from .streaming import WorkerPool
+from .validation import validation_error
+
+_FAMILY_ROUTERS = {"chat": [chat.router]}
+
+
+def keys_from_settings(settings: Settings) -> KeyStore:
+    if settings.api_key_secret_id:
+        return KeyStore.from_secret(settings.api_key_secret_id, settings.key_cache_seconds)
+    if settings.api_keys_file:
+        return KeyStore.from_file(settings.api_keys_file, settings.key_cache_seconds)
+    raise ValueError("no API keys configured: set EMD_API_KEY_SECRET_ID or EMD_API_KEYS_FILE")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    registry: Registry | None = None,
+    keys: KeyStore | None = None,
+    sagemaker: SageMakerRuntime | None = None,
+) -> FastAPI:
+    settings = settings or Settings.from_env()
+    pool = WorkerPool(settings.max_concurrency)
+    gw = Gateway(
+        settings=settings,
+        registry=registry or Registry.from_env(),
+        keys=keys or keys_from_settings(settings),
+        sagemaker=sagemaker or SageMakerRuntime(settings),
+        pool=pool,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.shutdown()
+
+    app = FastAPI(
+        title="EMD gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.gateway = gw
+    app.add_middleware(GatewayMiddleware, gateway=gw)
+    app.include_router(models.router)
+    for family in settings.families:
+        for router in _FAMILY_ROUTERS.get(family, []):
+            app.include_router(router)
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def render(exc: ProxyError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
+
+    async def on_proxy_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProxyError)
+        return render(exc)
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return render(validation_error(exc.errors()))
+
+    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return render(RouteNotFoundError("Unknown route."))
+        if exc.status_code == 405:
+            return render(MethodNotAllowedError("Method not allowed on this route."))
+        return render(InvalidRequestError(str(exc.detail)))
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", extra={"error": type(exc).__name__})
+        return render(InternalError("The gateway failed to handle the request."))
+
+    app.add_exception_handler(ProxyError, on_proxy_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

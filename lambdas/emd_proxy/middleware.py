@@ -1,0 +1,111 @@
+"""One pure-ASGI middleware in front of every route: API key check on /v1, body size
+limit (413 before the body is read when Content-Length says so, and while reading
+otherwise), one structured access log line per request, and the OpenAI error shape
+for failures raised here. Pure ASGI because BaseHTTPMiddleware buffers and costs."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from pydantic_core import to_json
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import ProxyError, RequestTooLargeError
+from .log import logger
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+
+class GatewayMiddleware:
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+        self.app = app
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+        response_started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+            await send(message)
+
+        try:
+            if scope["path"].startswith("/v1/") or scope["path"] == "/v1":
+                await self._authenticate(scope)
+            receive = self._limit_body(scope, receive)
+            await self.app(scope, receive, send_tracking)
+        except ProxyError as exc:
+            if response_started:
+                raise
+            status = exc.status
+            await send_error(send, exc)
+        finally:
+            principal = scope.get("emd.principal")
+            logger.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "key_name": principal.name if principal else None,
+                },
+            )
+
+    async def _authenticate(self, scope: Scope) -> None:
+        keys = self.gateway.keys
+        if keys.stale:
+            await self.gateway.pool.run(keys.refresh)
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+                break
+        scope["emd.principal"] = keys.authenticate(authorization)
+
+    def _limit_body(self, scope: Scope, receive: Receive) -> Receive:
+        limit = self.gateway.settings.max_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > limit:
+                    raise RequestTooLargeError(_too_large(limit))
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise RequestTooLargeError(_too_large(limit))
+            return message
+
+        return limited
+
+
+def _too_large(limit: int) -> str:
+    return f"The request body is larger than the limit of {limit} bytes."
+
+
+async def send_error(send: Send, exc: ProxyError) -> None:
+    body = to_json(exc.body())
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,117 @@
+"""The registry: which public model ids exist and where they are served.
+
+The schema is shared: infra/ renders it into the Lambda code asset, emd/ renders it
+for `emd serve`, and the proxy loads it once per process (no per-request discovery).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from .errors import InvalidRequestError, ModelNotFoundError
+
+Engine = Literal["vllm", "tgi", "lmi", "tei", "whisperx", "hf_asr"]
+Family = Literal["chat", "embeddings", "rerank", "invocations", "audio"]
+
+
+class Features(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    tools: bool = False
+    vision: bool = False
+    reasoning: bool = False
+
+
+class RegistryEntry(BaseModel):
+    """One deployed model, e.g. `Qwen3-8B/dev` on endpoint `emd-qwen3-8b-dev`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    model: str
+    tag: str
+    endpoint: str
+    engine: Engine
+    families: list[Family]
+    features: Features = Field(default_factory=Features)
+    # Request defaults the catalog sets for this model (e.g. max_tokens); a client's
+    # own value always wins.
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    created: int = 0
+    # Free-form facts shown in /v1/models (e.g. how a local model ranks documents).
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+_entries_adapter = TypeAdapter(list[RegistryEntry])
+
+
+class Registry:
+    """Resolves public ids, honouring which models a key may see."""
+
+    def __init__(self, entries: Iterable[RegistryEntry]) -> None:
+        self._by_id: dict[str, RegistryEntry] = {}
+        self._by_model: dict[str, list[RegistryEntry]] = {}
+        for entry in entries:
+            if entry.id in self._by_id:
+                raise ValueError(f"duplicate model id in registry: {entry.id}")
+            self._by_id[entry.id] = entry
+            self._by_model.setdefault(entry.model, []).append(entry)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Registry:
+        return cls(_entries_adapter.validate_json(text))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Registry:
+        """`EMD_REGISTRY_FILE` (a JSON file in the code asset) or inline `EMD_REGISTRY`."""
+        path = environ.get("EMD_REGISTRY_FILE")
+        if path:
+            return cls.from_json(Path(path).read_bytes())
+        return cls.from_json(environ.get("EMD_REGISTRY") or "[]")
+
+    def to_json(self) -> str:
+        return _entries_adapter.dump_json(list(self._by_id.values()), indent=2).decode()
+
+    def entries(self, visible: frozenset[str] | None = None) -> list[RegistryEntry]:
+        return [e for e in self._by_id.values() if visible is None or e.id in visible]
+
+    def resolve(
+        self, model_id: str, family: Family | None = None, visible: frozenset[str] | None = None
+    ) -> RegistryEntry:
+        """Public id (or bare model name with exactly one tag) -> entry, or the
+        client's error: 404 when unknown or invisible, 400 when the family is wrong."""
+        entry = self._by_id.get(model_id)
+        if entry is None:
+            tags = [e for e in self._by_model.get(model_id, []) if _can_see(e, visible)]
+            entry = tags[0] if len(tags) == 1 else None
+        if entry is None or not _can_see(entry, visible):
+            raise ModelNotFoundError(f"The model `{model_id}` does not exist.", param="model")
+        if family is not None and family not in entry.families:
+            raise InvalidRequestError(
+                f"The model `{entry.id}` does not support {family}; it serves: "
+                f"{', '.join(entry.families)}.",
+                param="model",
+                code="wrong_model_family",
+            )
+        return entry
+
+
+def _can_see(entry: RegistryEntry, visible: frozenset[str] | None) -> bool:
+    return visible is None or entry.id in visible
+
+
+def endpoint_name(model: str, tag: str) -> str:
+    """`emd-<model>-<tag>` lowercased, non-alphanumerics as `-`, at most 63 characters
+    (SageMaker's limit): longer names are cut and end with a 6-hex hash of the full name."""
+    name = re.sub(r"[^a-z0-9]+", "-", f"emd-{model}-{tag}".lower()).strip("-")
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"{name[:56].rstrip('-')}-{digest}"

@@ -1,0 +1,38 @@
+"""GET /v1/models and GET /v1/models/{id}: the models the caller's key may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from ..gateway import gateway, principal
+from ..registry import RegistryEntry
+
+router = APIRouter()
+
+
+def model_card(entry: RegistryEntry) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "id": entry.id,
+        "object": "model",
+        "created": entry.created,
+        "owned_by": "emd",
+        "families": entry.families,
+        "features": entry.features.model_dump(),
+    }
+    if entry.metadata:
+        card["metadata"] = entry.metadata
+    return card
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    entries = gateway(request).registry.entries(principal(request).models)
+    return {"object": "list", "data": [model_card(e) for e in entries]}
+
+
+@router.get("/v1/models/{model_id:path}")
+async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
+    entry = gateway(request).registry.resolve(model_id, visible=principal(request).models)
+    return model_card(entry)

@@ -1,0 +1,55 @@
+"""The proxy's configuration, read once from the environment into a typed object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .registry import Family
+
+ALL_FAMILIES: tuple[Family, ...] = ("chat", "embeddings", "rerank", "invocations", "audio")
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key_secret_id: str | None = None
+    api_keys_file: str | None = None
+    key_cache_seconds: float = 60.0
+    # Read timeout of the SageMaker call; above the engine's own limits (InvokeEndpoint
+    # answers within 60 s, streams may idle for minutes).
+    upstream_timeout_seconds: float = 900.0
+    connect_timeout_seconds: float = 5.0
+    # Retries of a call that has not started to answer (throttling, 5xx); never after
+    # the first byte of a stream went out.
+    upstream_max_attempts: int = 2
+    max_concurrency: int = 256
+    max_body_bytes: int = 6 * 1024 * 1024
+    # A `: keep-alive` comment goes out after this much upstream silence in a stream;
+    # well inside API Gateway's 5 minute idle timeout.
+    keepalive_seconds: float = 15.0
+    log_sensitive: bool = False
+    families: tuple[Family, ...] = field(default=ALL_FAMILIES)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        def number(name: str, default: float) -> float:
+            raw = environ.get(name)
+            return float(raw) if raw else default
+
+        families = tuple(f.strip() for f in environ.get("EMD_FAMILIES", "").split(",") if f.strip())
+        unknown = set(families) - set(ALL_FAMILIES)
+        if unknown:
+            raise ValueError(f"EMD_FAMILIES has unknown families: {sorted(unknown)}")
+        return cls(
+            api_key_secret_id=environ.get("EMD_API_KEY_SECRET_ID") or None,
+            api_keys_file=environ.get("EMD_API_KEYS_FILE") or None,
+            key_cache_seconds=number("EMD_KEY_CACHE_SECONDS", 60.0),
+            upstream_timeout_seconds=number("EMD_UPSTREAM_TIMEOUT_SECONDS", 900.0),
+            upstream_max_attempts=int(number("EMD_UPSTREAM_MAX_ATTEMPTS", 2)),
+            max_concurrency=int(number("EMD_MAX_CONCURRENCY", 256)),
+            max_body_bytes=int(number("EMD_MAX_BODY_BYTES", 6 * 1024 * 1024)),
+            keepalive_seconds=number("EMD_KEEPALIVE_SECONDS", 15.0),
+            log_sensitive=environ.get("EMD_LOG_SENSITIVE") == "1",
+            families=families or ALL_FAMILIES,  # type: ignore[arg-type]
+        )
