@@ -12,32 +12,17 @@ import time
 from types import FrameType
 
 import uvicorn
-from emd_proxy.app import create_app
-from emd_proxy.auth import KeyStore
-from emd_proxy.settings import Settings
 from rich.console import Console
 from rich.table import Table
 
+from emd_proxy.app import create_app
+from emd_proxy.auth import KeyStore
+from emd_proxy.settings import Settings
+
 from . import config
+from .local.gateway import point_boto3_at
 from .local.servers import bind_socket, uvicorn_config
 from .local.stack import LocalStack
-
-LOCAL_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-
-
-def point_boto3_at(emulator_url: str) -> None:
-    """Local mode only: the emulator accepts any signature, so never sign with (or go
-    looking for) the user's real AWS credentials."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        os.environ.pop(name, None)
-    os.environ.update(LOCAL_AWS_ENV)
-    os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = emulator_url
 
 
 def run_local(

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from emd_proxy.registry import Engine, Family, Features, RegistryEntry, endpoint_name
 from starlette.applications import Starlette
+
+from emd_proxy.registry import Engine, Family, Features, RegistryEntry, endpoint_name
 
 LOCAL_TAG = "local"
 

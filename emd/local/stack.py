@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
 from emd_proxy.log import logger
 from emd_proxy.registry import Registry
 

@@ -41,7 +41,7 @@ class GatewayMiddleware:
         try:
             if scope["path"].startswith("/v1/") or scope["path"] == "/v1":
                 await self._authenticate(scope)
-            receive = self._limit_body(scope, receive)
+            receive = await self._limit_body(scope, receive)
             await self.app(scope, receive, send_tracking)
         except ProxyError as exc:
             if response_started:
@@ -72,28 +72,48 @@ class GatewayMiddleware:
                 break
         scope["emd.principal"] = keys.authenticate(authorization)
 
-    def _limit_body(self, scope: Scope, receive: Receive) -> Receive:
+    async def _limit_body(self, scope: Scope, receive: Receive) -> Receive:
+        """Content-Length over the limit: refuse before reading. No Content-Length
+        (chunked): read here, up to the limit, and replay it to the app (raising from
+        inside the app's own body read would be turned into a generic 400)."""
         limit = self.gateway.settings.max_body_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
-                if declared > limit:
+                if value.isdigit() and int(value) > limit:
                     raise RequestTooLargeError(_too_large(limit))
+                return receive  # the server enforces the declared length
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return receive
+        chunks: list[bytes] = []
         received = 0
-
-        async def limited() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise RequestTooLargeError(_too_large(limit))
-            return message
+            if message["type"] != "http.request":
+                return _replay(b"", message)
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
+                raise RequestTooLargeError(_too_large(limit))
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return _replay(b"".join(chunks), None, receive)
 
-        return limited
+
+def _replay(body: bytes, first: Message | None, receive: Receive | None = None) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if first is not None:
+            return first
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        assert receive is not None
+        return await receive()  # after the body: wait for the disconnect
+
+    return replay
 
 
 def _too_large(limit: int) -> str:

@@ -8,6 +8,7 @@ proxy's worker threads (see streaming.py), never on the event loop.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,8 @@ THROTTLING_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 )
 _MAX_UPSTREAM_MESSAGE = 1000
+# AWS ARNs and 12-digit account ids: SageMaker's texts (and some containers') name them.
+_AWS_DETAILS = re.compile(r"arn:aws[\w-]*:[^\s\"'<>,;\\]*|(?<!\d)\d{12}(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ class SageMakerRuntime:
         self._client = client or boto3.session.Session().client(
             "sagemaker-runtime",
             config=Config(
-                retries={"max_attempts": settings.upstream_max_attempts, "mode": "standard"},
+                retries={"total_max_attempts": settings.upstream_max_attempts, "mode": "standard"},
                 max_pool_connections=settings.max_concurrency,
                 connect_timeout=settings.connect_timeout_seconds,
                 read_timeout=settings.upstream_timeout_seconds,
@@ -194,7 +197,7 @@ def _map_client_error(exc: ClientError, endpoint: str) -> ProxyError:
                 "The model's endpoint does not exist (not deployed yet, or deleted).",
                 retry_after=30,
             )
-        logger.warning("sagemaker rejected the call", extra={**log_extra, "message": message})
+        logger.warning("sagemaker rejected the call", extra={**log_extra, "aws_message": message})
         return InvalidRequestError("SageMaker rejected the request.")
     if code == "ServiceUnavailable":
         return ModelNotReadyError("SageMaker is unavailable; try again.", retry_after=5)
@@ -236,7 +239,12 @@ def _map_model_error(exc: ClientError, endpoint: str) -> ProxyError:
 
 
 def _container_message(original: str) -> str:
-    """The readable message inside a container's error body (vLLM, TGI and LMI shapes)."""
+    """The readable message inside a container's error body (vLLM, TGI and LMI shapes),
+    without AWS account ids and ARNs (the only upstream text clients ever see)."""
+    return _AWS_DETAILS.sub("<redacted>", _readable_message(original))
+
+
+def _readable_message(original: str) -> str:
     text = original.strip()
     try:
         parsed = json.loads(text)

@@ -30,7 +30,7 @@ class LineSplitter:
             return []
         *lines, rest = self._buffer.split(b"\n")
         self._buffer = bytearray(rest)
-        return [line[:-1] if line.endswith(b"\r") else bytes(line) for line in lines]
+        return [bytes(line[:-1] if line.endswith(b"\r") else line) for line in lines]
 
     def flush(self) -> list[bytes]:
         """What is left when the stream ends (a last line without a newline)."""

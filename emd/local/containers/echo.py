@@ -39,17 +39,19 @@ def echo_answer(body: dict[str, Any]) -> tuple[list[str], str, int]:
     stops = body.get("stop") or []
     if isinstance(stops, str):
         stops = [stops]
-    if stops:
-        text, kept = "", []
+    text = "".join(words)
+    cut = min((text.find(s) for s in stops if s and s in text), default=-1)
+    if cut >= 0:
+        # The answer is the text before the first stop string (which may start inside
+        # a word, or span words): keep whole words up to it, then the cut word's head.
+        kept, length = [], 0
         for word in words:
-            candidate = text + word
-            cut = min((candidate.find(s) for s in stops if s and s in candidate), default=-1)
-            if cut >= 0:
-                if candidate[:cut] != text:
-                    kept.append(candidate[len(text) : cut])
+            if length + len(word) > cut:
+                if cut > length:
+                    kept.append(word[: cut - length])
                 break
             kept.append(word)
-            text = candidate
+            length += len(word)
         words = kept
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     if limit is not None and len(words) > int(limit):

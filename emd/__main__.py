@@ -1,0 +1,3 @@
+from emd.cli import app
+
+app(prog_name="emd")

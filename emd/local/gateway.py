@@ -1,0 +1,67 @@
+"""The whole local gateway (proxy + emulator + containers) started in the background of
+the current process: the fixture of the integration tests and the target of bench/.
+`emd serve` runs the same pieces with the proxy in the foreground."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from emd_proxy.app import create_app
+from emd_proxy.auth import KeyStore
+from emd_proxy.registry import Registry, RegistryEntry
+from emd_proxy.settings import Settings
+
+from .servers import BackgroundServers
+from .stack import LocalStack
+
+LOCAL_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def point_boto3_at(emulator_url: str) -> None:
+    """Local mode only: the emulator accepts any signature, so never sign with (or go
+    looking for) the user's real AWS credentials."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(LOCAL_AWS_ENV)
+    os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = emulator_url
+
+
+@dataclass
+class LocalGateway:
+    base_url: str  # ends with /v1
+    stack: LocalStack
+    registry: Registry
+    _servers: BackgroundServers
+
+    def stop(self) -> None:
+        self._servers.stop()
+        self.stack.stop()
+
+
+def start_local_gateway(
+    model_ids: Iterable[str] | None = None,
+    *,
+    keys: Mapping[str, Any],
+    settings: Settings | None = None,
+    invoke_timeout: float = 60.0,
+    extra_entries: Iterable[RegistryEntry] = (),
+) -> LocalGateway:
+    """`extra_entries` adds registry entries with no container behind them (e.g. an
+    endpoint that does not exist, to test that path)."""
+    stack = LocalStack(model_ids, invoke_timeout=invoke_timeout).start()
+    point_boto3_at(stack.emulator_url)
+    registry = Registry([*stack.registry.entries(), *extra_entries])
+    app = create_app(settings or Settings.from_env(), registry=registry, keys=KeyStore.static(keys))
+    servers = BackgroundServers("emd-proxy")
+    url = servers.add(app)
+    servers.start()
+    return LocalGateway(f"{url}/v1", stack, registry, servers)

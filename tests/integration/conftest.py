@@ -1,0 +1,86 @@
+"""One real local gateway for the integration suite: uvicorn, the SageMaker-runtime
+emulator and real containers (echo and SmolLM2), driven with the real openai SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from emd.local.gateway import LocalGateway, start_local_gateway
+from emd_proxy.registry import RegistryEntry
+from emd_proxy.settings import Settings
+
+KEY = "sk-test-default"
+SCOPED_KEY = "sk-test-echo-only"
+KEYS = {"default": KEY, "echo-only": {"key": SCOPED_KEY, "models": ["echo/local"]}}
+ECHO = "echo/local"
+SMOL = "SmolLM2-135M-Instruct/local"
+GHOST = "ghost/local"  # registered, but no endpoint exists behind it
+# SageMaker's InvokeEndpoint limit is 60 s; the slow-container test scales it down
+# with `short_invoke_limit`.
+INVOKE_TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="session")
+def gateway() -> Iterator[LocalGateway]:
+    ghost = RegistryEntry(
+        id=GHOST,
+        model="ghost",
+        tag="local",
+        endpoint="emd-ghost-local",
+        engine="vllm",
+        families=["chat"],
+    )
+    gw = start_local_gateway(
+        [ECHO, SMOL],
+        keys=KEYS,
+        # No upstream retries here, so one injected fault is one client-visible error.
+        settings=Settings(upstream_max_attempts=1, max_body_bytes=1024 * 1024),
+        invoke_timeout=INVOKE_TIMEOUT,
+        extra_entries=[ghost],
+    )
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clear_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "gateway" in request.fixturenames:
+        gw: LocalGateway = request.getfixturevalue("gateway")
+        assert gw.stack.emulator is not None
+        gw.stack.emulator.faults.clear()
+
+
+@pytest.fixture
+def client(gateway: LocalGateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.base_url, api_key=KEY, max_retries=0)
+
+
+@pytest.fixture
+def async_client(gateway: LocalGateway) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=gateway.base_url, api_key=KEY, max_retries=0)
+
+
+@pytest.fixture
+def http(gateway: LocalGateway) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=gateway.base_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30
+    ) as c:
+        yield c
+
+
+def endpoint_of(gateway: LocalGateway, model_id: str) -> str:
+    return gateway.registry.resolve(model_id).endpoint
+
+
+@pytest.fixture
+def short_invoke_limit(gateway: LocalGateway) -> Iterator[float]:
+    emulator = gateway.stack.emulator
+    assert emulator is not None
+    emulator.invoke_timeout, saved = 1.0, emulator.invoke_timeout
+    yield emulator.invoke_timeout
+    emulator.invoke_timeout = saved

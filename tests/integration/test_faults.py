@@ -1,0 +1,150 @@
+"""SageMaker failures injected in the emulator, seen through the proxy with the SDK."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+import pytest
+
+from emd.local.gateway import LocalGateway
+
+from .conftest import ECHO, endpoint_of
+
+HI = [{"role": "user", "content": "hello fault world"}]
+
+
+def inject(gateway: LocalGateway, kind: str, times: int = 1, **params: object) -> None:
+    gateway.stack.fault(endpoint_of(gateway, ECHO), kind, times, **params)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_throttling_maps_to_429_with_retry_after(
+    gateway: LocalGateway, client: openai.OpenAI, stream: bool
+) -> None:
+    inject(gateway, "throttle")
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model=ECHO, messages=HI, stream=stream)
+    assert info.value.status_code == 429
+    assert info.value.code == "rate_limit_exceeded"
+    assert int(info.value.response.headers["retry-after"]) >= 1
+
+
+def test_the_proxy_retries_throttling_before_the_first_byte(gateway: LocalGateway) -> None:
+    from emd.local.gateway import start_local_gateway
+    from emd_proxy.settings import Settings
+
+    # A second proxy with one upstream retry, in front of the same emulator.
+    retrying = start_local_gateway(
+        [ECHO], keys={"default": "k"}, settings=Settings(upstream_max_attempts=2)
+    )
+    try:
+        retrying.stack.fault(endpoint_of(retrying, ECHO), "throttle", times=1)
+        sdk = openai.OpenAI(base_url=retrying.base_url, api_key="k", max_retries=0)
+        completion = sdk.chat.completions.create(model=ECHO, messages=HI)
+        assert completion.choices[0].message.content == "hello fault world"
+        assert retrying.stack.emulator is not None
+        assert retrying.stack.emulator.stats.invocations == 2
+    finally:
+        retrying.stop()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_container_4xx_is_400_with_the_container_message(
+    gateway: LocalGateway, client: openai.OpenAI, stream: bool
+) -> None:
+    inject(gateway, "model_error", status=400, message="This model's maximum context is 8")
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=ECHO, messages=HI, stream=stream)
+    assert "maximum context is 8" in info.value.message
+    assert "arn:aws" not in info.value.message
+
+
+def test_container_5xx_is_502(gateway: LocalGateway, client: openai.OpenAI) -> None:
+    inject(gateway, "model_error", status=500, message="CUDA out of memory")
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model=ECHO, messages=HI)
+    assert info.value.status_code == 502
+    assert info.value.code == "bad_upstream_response"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_timeout_is_504(gateway: LocalGateway, client: openai.OpenAI, stream: bool) -> None:
+    inject(gateway, "timeout", seconds=0.2)
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model=ECHO, messages=HI, stream=stream)
+    assert info.value.status_code == 504
+    assert info.value.code == "upstream_timeout"
+
+
+def test_a_container_slower_than_the_invoke_limit_times_out(
+    client: openai.OpenAI, short_invoke_limit: float
+) -> None:
+    # echo_delay_ms spaces the words: 3 words x the limit > the limit.
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(
+            model=ECHO, messages=HI, extra_body={"echo_delay_ms": short_invoke_limit * 1000}
+        )
+    assert info.value.status_code == 504
+    assert time.monotonic() - started < short_invoke_limit * 3
+
+
+def test_not_ready_is_503_with_retry_after(gateway: LocalGateway, client: openai.OpenAI) -> None:
+    inject(gateway, "not_ready")
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model=ECHO, messages=HI)
+    assert info.value.status_code == 503
+    assert info.value.code == "model_not_ready"
+    assert int(info.value.response.headers["retry-after"]) > 0
+
+
+def test_mid_stream_error_becomes_an_error_event_the_sdk_raises(
+    gateway: LocalGateway, client: openai.OpenAI
+) -> None:
+    inject(gateway, "stream_error", after=2, message="GPU fell off the bus")
+    stream = client.chat.completions.create(model=ECHO, messages=HI, stream=True)
+    received = []
+    with pytest.raises(openai.APIError) as info:
+        for chunk in stream:
+            received.append(chunk)
+    assert "GPU fell off the bus" in info.value.message
+    assert received, "the chunks before the failure reach the client"
+
+
+def test_mid_stream_error_on_the_wire_is_one_event_then_done(
+    gateway: LocalGateway, http: httpx.Client
+) -> None:
+    inject(gateway, "stream_error", after=1)
+    response = http.post("/chat/completions", json={"model": ECHO, "messages": HI, "stream": True})
+    assert response.status_code == 200
+    events = [e for e in response.text.split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    errors = [e for e in events if '"error"' in e]
+    assert len(errors) == 1
+    assert '"type":"upstream_error"' in errors[0]
+
+
+def test_client_disconnect_closes_the_upstream_stream(
+    gateway: LocalGateway, http: httpx.Client
+) -> None:
+    emulator = gateway.stack.emulator
+    assert emulator is not None
+    cancelled_before = emulator.stats.streams_cancelled
+    words = " ".join(f"w{i}" for i in range(200))
+    body = {
+        "model": ECHO,
+        "messages": [{"role": "user", "content": words}],
+        "stream": True,
+        "echo_delay_ms": 50,
+    }
+    with http.stream("POST", "/chat/completions", json=body) as response:
+        lines = response.iter_lines()
+        assert next(lines).startswith("data: ")
+    deadline = time.monotonic() + 5
+    while emulator.stats.streams_cancelled == cancelled_before:
+        assert time.monotonic() < deadline, "the upstream stream was not closed"
+        time.sleep(0.02)
+    # It stopped well before the 200 words x 50 ms the full answer would take.
+    assert emulator.stats.streams_open == 0

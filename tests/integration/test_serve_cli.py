@@ -1,0 +1,127 @@
+"""`emd serve` as a user runs it: a real process, its printed URL and key, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+
+def serve_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "emd", "serve", "--model", "echo/local", *args]
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    return tmp_path / "emd-config"
+
+
+def start(config_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        serve_command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "EMD_CONFIG_DIR": str(config_dir), **(env or {})},
+    )
+
+
+def wait_for_banner(proc: subprocess.Popen, timeout: float = 60) -> tuple[str, str]:
+    """(base URL, key) from what `emd serve` prints."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    url = key = None
+    for line in proc.stdout:
+        if m := re.search(r"serving at (http://\S+/v1)", line):
+            url = m.group(1)
+        if m := re.search(r"API key: (\S+)", line):
+            key = m.group(1)
+        if url and key:
+            return url, key
+        assert time.monotonic() < deadline, "emd serve did not print its URL and key"
+    raise AssertionError(
+        f"emd serve exited: {proc.wait()} {proc.stderr.read() if proc.stderr else ''}"
+    )
+
+
+@pytest.fixture
+def served(config_dir: Path) -> Iterator[tuple[subprocess.Popen, str, str]]:
+    proc = start(config_dir, "--port", "0")
+    try:
+        url, key = wait_for_banner(proc)
+        yield proc, url, key
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def test_serve_prints_url_and_key_that_work(
+    served: tuple[subprocess.Popen, str, str], config_dir: Path
+) -> None:
+    proc, url, key = served
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", url)
+    saved = json.loads((config_dir / "keys.json").read_text())
+    assert saved["default"] == key
+    assert (config_dir / "keys.json").stat().st_mode & 0o777 == 0o600
+    state = json.loads((config_dir / "serve.json").read_text())
+    assert state["base_url"] == url
+    assert state["pid"] == proc.pid
+    client = openai.OpenAI(base_url=url, api_key=key, max_retries=0)
+    answer = client.chat.completions.create(
+        model="echo/local", messages=[{"role": "user", "content": "it works"}]
+    )
+    assert answer.choices[0].message.content == "it works"
+
+
+def test_sigterm_stops_it_cleanly_within_two_seconds(
+    served: tuple[subprocess.Popen, str, str], config_dir: Path
+) -> None:
+    proc, url, key = served
+    client = openai.OpenAI(base_url=url, api_key=key, max_retries=0)
+    client.models.list()  # leaves a keep-alive connection open
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=2) == 0
+    assert not (config_dir / "serve.json").exists()
+
+
+def test_saved_key_is_reused_and_api_key_overrides_without_writing(config_dir: Path) -> None:
+    first = start(config_dir, "--port", "0")
+    try:
+        _, key = wait_for_banner(first)
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=10)
+    second = start(config_dir, "--port", "0", env={"EMD_API_KEY": "sk-from-env"})
+    try:
+        url, shown = wait_for_banner(second)
+        assert shown == "sk-from-env"
+        models = openai.OpenAI(base_url=url, api_key="sk-from-env", max_retries=0).models.list()
+        assert [m.id for m in models] == ["echo/local"]
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=10)
+    assert json.loads((config_dir / "keys.json").read_text()) == {"default": key}
+
+
+def test_port_in_use_gives_one_clear_line(config_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = start(config_dir, "--port", str(port))
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "already in use" in err
+    assert "Traceback" not in err + out
+    assert len(err.strip().splitlines()) == 1

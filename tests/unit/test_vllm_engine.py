@@ -1,0 +1,318 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from itertools import pairwise
+
+import pytest
+
+from emd_proxy.engines import chat_engine
+from emd_proxy.engines.vllm import VllmEngine
+from emd_proxy.errors import InvalidRequestError, UpstreamError
+from emd_proxy.registry import RegistryEntry
+from emd_proxy.schemas.chat import ChatCompletionRequest
+from emd_proxy.sse import DONE, KEEPALIVE
+
+ENTRY = RegistryEntry(
+    id="Qwen3-8B/dev",
+    model="Qwen3-8B",
+    tag="dev",
+    endpoint="emd-qwen3-8b-dev",
+    engine="vllm",
+    families=["chat"],
+    defaults={"max_tokens": 256, "temperature": 0.6, "top_k": 20},
+)
+HI = [{"role": "user", "content": "hi"}]
+engine = VllmEngine()
+
+
+def payload(**body) -> dict:
+    request = ChatCompletionRequest.model_validate({"model": ENTRY.id, "messages": HI, **body})
+    return json.loads(engine.build_payload(request, ENTRY))
+
+
+# --- build_payload ---------------------------------------------------------------------
+
+
+def test_chat_engine_picks_vllm() -> None:
+    assert isinstance(chat_engine(ENTRY), VllmEngine)
+    with pytest.raises(InvalidRequestError):
+        chat_engine(ENTRY.model_copy(update={"engine": "tei"}))
+
+
+def test_model_is_dropped() -> None:
+    assert "model" not in payload()
+
+
+def test_unknown_fields_are_passed_through() -> None:
+    body = payload(repetition_penalty=1.1, chat_template_kwargs={"enable_thinking": False})
+    assert body["repetition_penalty"] == 1.1
+    assert body["chat_template_kwargs"] == {"enable_thinking": False}
+
+
+def test_message_extras_and_content_parts_survive() -> None:
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "look"}], "x_extra": 1},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+    ]
+    assert payload(messages=messages)["messages"] == messages
+
+
+def test_defaults_apply_only_where_the_client_set_nothing() -> None:
+    body = payload(temperature=0.0, top_k=5)
+    assert body["temperature"] == 0.0  # a falsy client value still wins
+    assert body["top_k"] == 5
+    assert body["max_tokens"] == 256
+    assert payload()["temperature"] == 0.6
+
+
+def test_unset_fields_are_not_sent() -> None:
+    assert set(payload()) == {"messages", "max_tokens", "temperature", "top_k"}
+
+
+def test_no_defaults_means_no_hidden_max_tokens() -> None:
+    request = ChatCompletionRequest.model_validate({"model": "m", "messages": HI})
+    plain = ENTRY.model_copy(update={"defaults": {}})
+    assert json.loads(engine.build_payload(request, plain)) == {"messages": HI}
+
+
+def test_streams_always_ask_for_usage() -> None:
+    assert payload(stream=True)["stream_options"] == {"include_usage": True}
+    kept = payload(stream=True, stream_options={"include_usage": False, "continuous": True})
+    assert kept["stream_options"] == {"include_usage": True, "continuous": True}
+    assert "stream_options" not in payload(stream=False)
+    assert "stream_options" not in payload()
+
+
+# --- parse_response --------------------------------------------------------------------
+
+
+def test_parse_response_rewrites_the_model() -> None:
+    body = {"id": "c", "object": "chat.completion", "model": "/opt/ml/model", "choices": []}
+    completion = engine.parse_response(json.dumps(body).encode(), ENTRY)
+    assert completion == {**body, "model": "Qwen3-8B/dev"}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"<html>502 Bad Gateway</html>", "unreadable"),
+        (b"", "unreadable"),
+        (b"[1, 2]", "unexpected"),
+        (b'"text"', "unexpected"),
+        (b'{"error": {"message": "CUDA out of memory", "code": 500}}', "CUDA out of memory"),
+        (b'{"object": "error", "message": "old style", "code": 400}', "old style"),
+        (b'{"error": "plain"}', "plain"),
+        (b'{"id": "c", "object": "chat.completion"}', "without choices"),
+    ],
+)
+def test_parse_response_rejects_bad_bodies(body, expected) -> None:
+    with pytest.raises(UpstreamError) as info:
+        engine.parse_response(body, ENTRY)
+    assert expected in info.value.message
+    assert info.value.status == 502
+
+
+# --- sse_stream ------------------------------------------------------------------------
+
+
+def chunk(content: str | None = None, finish: str | None = None, usage: bool = False) -> dict:
+    if usage:
+        return {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "model": "/opt/ml/model",
+            "choices": [],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+        }
+    delta = {} if content is None else {"content": content}
+    return {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "model": "/opt/ml/model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def sse(obj) -> bytes:
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n".encode()
+
+
+VLLM_STREAM = (
+    sse(chunk(""))
+    + sse(chunk("héllo"))
+    + sse(chunk(" 世界"))
+    + sse(chunk(None, "stop"))
+    + sse(chunk(usage=True))
+    + b"data: [DONE]\n\n"
+)
+
+
+def cut(data: bytes, offsets: list[int]) -> list[bytes]:
+    bounds = [0, *offsets, len(data)]
+    return [data[a:b] for a, b in pairwise(bounds)]
+
+
+def run(parts: list[bytes | None], include_usage: bool = False) -> list[bytes]:
+    async def source():
+        for part in parts:
+            await asyncio.sleep(0)
+            yield part
+
+    async def collect():
+        return [
+            out async for out in engine.sse_stream(source(), ENTRY, include_usage=include_usage)
+        ]
+
+    return asyncio.run(collect())
+
+
+def decoded(events: list[bytes]) -> list:
+    """Output frames -> parsed data payloads ('[DONE]' kept as a string)."""
+    out = []
+    for frame in events:
+        assert frame.endswith(b"\n\n")
+        if frame.startswith(b":"):
+            out.append("keep-alive")
+            continue
+        assert frame.startswith(b"data: ")
+        data = frame[len(b"data: ") : -2]
+        out.append("[DONE]" if data == b"[DONE]" else json.loads(data))
+    return out
+
+
+def awkward_offsets(data: bytes) -> list[int]:
+    """Inside `data:`, inside multi-byte characters, between the two newlines."""
+    offsets = {2, data.index(b"\n") + 1, data.index("é".encode()) + 1}
+    offsets.add(data.index("世".encode()) + 1)
+    offsets.add(data.index("世".encode()) + 2)
+    offsets.add(data.index(b"[DONE]") + 3)
+    return sorted(offsets)
+
+
+def test_stream_split_at_awkward_places() -> None:
+    events = run(cut(VLLM_STREAM, awkward_offsets(VLLM_STREAM)))
+    assert events[-1] == DONE
+    out = decoded(events)
+    assert out[-1] == "[DONE]"
+    chunks = out[:-1]
+    assert all(c["model"] == "Qwen3-8B/dev" for c in chunks)
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "héllo 世界"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert all(c["choices"] for c in chunks)  # the usage chunk was not asked for
+
+
+def test_stream_one_byte_at_a_time_is_the_same() -> None:
+    one_by_one = [VLLM_STREAM[i : i + 1] for i in range(len(VLLM_STREAM))]
+    assert run(one_by_one) == run([VLLM_STREAM])
+
+
+def test_usage_chunk_is_kept_when_asked_for() -> None:
+    out = decoded(run([VLLM_STREAM], include_usage=True))
+    assert out[-2]["choices"] == []
+    assert out[-2]["usage"]["total_tokens"] == 3
+    assert out[-2]["model"] == "Qwen3-8B/dev"
+    assert out[-1] == "[DONE]"
+
+
+def test_crlf_stream() -> None:
+    out = decoded(run([VLLM_STREAM.replace(b"\n", b"\r\n")]))
+    assert len(out) == 5  # 4 chunks with choices + [DONE]
+    assert out[-1] == "[DONE]"
+
+
+def test_none_parts_become_keep_alive_comments() -> None:
+    parts = [None, *cut(VLLM_STREAM, [5]), None]
+    events = run(parts)
+    assert events[0] == KEEPALIVE
+    assert KEEPALIVE in events[1:-1]
+    assert events[-1] == DONE
+    assert events.count(DONE) == 1
+
+
+def test_upstream_error_line_is_one_error_event_then_done() -> None:
+    error = {"error": {"message": "CUDA out of memory", "type": "InternalServerError"}}
+    stream = sse(chunk("a")) + sse(error) + sse(chunk("never"))
+    out = decoded(run(cut(stream, [7, 40])))
+    assert out[0]["choices"][0]["delta"]["content"] == "a"
+    errors = [o for o in out if isinstance(o, dict) and "error" in o]
+    assert len(errors) == 1
+    assert errors[0]["error"]["type"] == "upstream_error"
+    assert "CUDA out of memory" in errors[0]["error"]["message"]
+    assert out[-1] == "[DONE]"
+    assert out[-2] is errors[0]
+    assert len(out) == 3
+
+
+def test_stream_without_done_still_ends_with_done() -> None:
+    events = run([sse(chunk("a")), sse(chunk(None, "length"))])
+    assert events[-1] == b"data: [DONE]\n\n"
+    assert len(decoded(events)) == 3
+
+
+def test_json_lines_without_newline_at_the_end_are_flushed() -> None:
+    lines = json.dumps(chunk("a")) + "\n" + json.dumps(chunk("b"))
+    out = decoded(run([lines.encode()]))
+    assert [o["choices"][0]["delta"]["content"] for o in out[:-1]] == ["a", "b"]
+    assert out[-1] == "[DONE]"
+
+
+def test_garbage_json_is_an_error_event_then_done() -> None:
+    out = decoded(run([b'data: {"id": "c", "choi\n\n']))
+    assert out == [
+        {
+            "error": {
+                "message": out[0]["error"]["message"],
+                "type": "upstream_error",
+                "param": None,
+                "code": "bad_upstream_response",
+            }
+        },
+        "[DONE]",
+    ]
+
+
+def test_garbage_in_the_last_unterminated_line_is_an_error_event() -> None:
+    out = decoded(run([sse(chunk("a")), b"{not json"]))
+    assert out[1]["error"]["type"] == "upstream_error"
+    assert out[-1] == "[DONE]"
+
+
+def test_anything_after_done_is_ignored() -> None:
+    out = decoded(run([b"data: [DONE]\n\n", sse(chunk("late"))]))
+    assert out == ["[DONE]"]
+
+
+def test_an_exception_from_the_parts_is_an_error_event_then_done() -> None:
+    async def source():
+        yield sse(chunk("a"))
+        raise UpstreamError("The model failed while streaming: boom")
+
+    async def collect():
+        return [e async for e in engine.sse_stream(source(), ENTRY, include_usage=False)]
+
+    out = decoded(asyncio.run(collect()))
+    assert out[0]["choices"][0]["delta"]["content"] == "a"
+    assert out[1]["error"]["message"] == "The model failed while streaming: boom"
+    assert out[2] == "[DONE]"
+
+
+def test_an_unexpected_bug_still_ends_the_stream_cleanly() -> None:
+    async def source():
+        yield sse(chunk("a"))
+        raise RuntimeError("bug with secret details")
+
+    async def collect():
+        return [e async for e in engine.sse_stream(source(), ENTRY, include_usage=False)]
+
+    out = decoded(asyncio.run(collect()))
+    assert out[1]["error"]["type"] == "upstream_error"
+    assert "secret details" not in out[1]["error"]["message"]
+    assert out[-1] == "[DONE]"
+
+
+def test_comments_and_other_sse_fields_are_ignored() -> None:
+    stream = b": ping\n\nevent: message\nid: 1\n" + sse(chunk("a")) + b"data: [DONE]\n\n"
+    out = decoded(run([stream]))
+    assert len(out) == 2
+    assert out[0]["choices"][0]["delta"]["content"] == "a"
