@@ -57,10 +57,10 @@ def run_local(
     point_boto3_at(stack.emulator_url)
     settings = Settings.from_env()
     app = create_app(settings, registry=stack.registry, keys=KeyStore.static({"default": api_key}))
-    _print_banner(out, base_url, api_key, key_note, stack)
     config.write_serve_state(
         {"base_url": base_url, "pid": os.getpid(), "emulator_url": stack.emulator_url}
     )
+    _print_banner(out, base_url, api_key, key_note, stack)
     server = _LocalServer(uvicorn_config(app, lifespan="on"))
     try:
         server.run(sockets=[sock])

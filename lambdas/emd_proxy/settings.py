@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from .registry import Family
 
 ALL_FAMILIES: tuple[Family, ...] = ("chat", "embeddings", "rerank", "invocations", "audio")
+# `models` in EMD_FAMILIES names the Lambda that serves only /v1/models and /health
+# (mounted in every process anyway).
+MODELS_ONLY = "models"
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class Settings:
             return float(raw) if raw else default
 
         families = tuple(f.strip() for f in environ.get("EMD_FAMILIES", "").split(",") if f.strip())
-        unknown = set(families) - set(ALL_FAMILIES)
+        unknown = set(families) - set(ALL_FAMILIES) - {MODELS_ONLY}
         if unknown:
             raise ValueError(f"EMD_FAMILIES has unknown families: {sorted(unknown)}")
         return cls(
@@ -51,5 +54,7 @@ class Settings:
             max_body_bytes=int(number("EMD_MAX_BODY_BYTES", 6 * 1024 * 1024)),
             keepalive_seconds=number("EMD_KEEPALIVE_SECONDS", 15.0),
             log_sensitive=environ.get("EMD_LOG_SENSITIVE") == "1",
-            families=families or ALL_FAMILIES,  # type: ignore[arg-type]
+            families=tuple(f for f in families if f != MODELS_ONLY)  # type: ignore[arg-type]
+            if families
+            else ALL_FAMILIES,
         )

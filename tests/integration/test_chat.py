@@ -4,6 +4,7 @@ emulator -> container (SmolLM2 for real generation, echo where exact text matter
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import openai
@@ -149,3 +150,35 @@ def test_concurrent_requests_are_all_answered(gateway: LocalGateway) -> None:
             return [r.choices[0].message.content or "" for r in await asyncio.gather(*calls)]
 
     assert asyncio.run(scenario()) == [f"message {i}" for i in range(32)]
+
+
+def test_disconnect_stops_a_real_generation(gateway: LocalGateway) -> None:
+    container = next(
+        c
+        for c in gateway.stack._containers
+        if getattr(c, "served_model_name", "") == "SmolLM2-135M-Instruct"
+    )
+    body = {
+        "model": SMOL,
+        "messages": [{"role": "user", "content": "Write a very long essay about rivers."}],
+        "max_tokens": 3000,
+        "stream": True,
+    }
+    with (
+        httpx.Client(timeout=30) as http,
+        http.stream(
+            "POST",
+            f"{gateway.base_url}/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {KEY}"},
+        ) as response,
+    ):
+        events = (line for line in response.iter_lines() if line)
+        for _ in range(3):
+            assert next(events).startswith("data: ")
+        assert container.active_generations == 1
+    # 3000 tokens would take ~30 s; the cancelled generation ends at its next token.
+    deadline = time.monotonic() + 10
+    while container.active_generations:
+        assert time.monotonic() < deadline, "generation kept running after the disconnect"
+        time.sleep(0.02)

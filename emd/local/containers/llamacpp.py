@@ -55,6 +55,9 @@ class LlamaCppContainer:
         self._server: Any = None
         self._executor = ThreadPoolExecutor(max_parallel, thread_name_prefix="llamacpp")
         self._shutdown = threading.Event()
+        # Generations still running in llama.cpp (tests watch cancellation with it).
+        self.active_generations = 0
+        self._active_lock = threading.Lock()
 
     def load(self) -> float:
         """Loads the weights; returns the seconds it took."""
@@ -124,12 +127,17 @@ class LlamaCppContainer:
             return cancelled.is_set() or self._shutdown.is_set()
 
         def run() -> None:
+            with self._active_lock:
+                self.active_generations += 1
             try:
                 result = self._server.handle_chat_completions(body, on_chunk)
             except ValueError as exc:
                 result = {"error": {"code": 400, "message": str(exc)}}
             except Exception as exc:  # noqa: BLE001 - reported to the caller as a 500
                 result = {"error": {"code": 500, "message": f"generation failed: {exc}"}}
+            finally:
+                with self._active_lock:
+                    self.active_generations -= 1
             if isinstance(result, dict) and "error" in result:
                 loop.call_soon_threadsafe(queue.put_nowait, result)
             loop.call_soon_threadsafe(queue.put_nowait, _END)
