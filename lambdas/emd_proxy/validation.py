@@ -30,7 +30,9 @@ def field_path(loc: Sequence[Any]) -> str | None:
 def validation_error(errors: Sequence[dict[str, Any]]) -> InvalidRequestError:
     if not errors:
         return InvalidRequestError("The request is invalid.")
-    first = errors[0]
+    # A union (e.g. message content: string or list of parts) reports one error per
+    # member; the deepest location is the one that tells the client what to fix.
+    first = max(errors, key=lambda e: len((field_path(e.get("loc", ())) or "").split(".")))
     kind = first.get("type", "")
     param = field_path(first.get("loc", ()))
     if kind == "json_invalid":

@@ -70,3 +70,8 @@ def test_a_bad_number_is_an_error() -> None:
 def test_reads_os_environ_by_default(monkeypatch) -> None:
     monkeypatch.setenv("EMD_FAMILIES", "audio")
     assert Settings.from_env().families == ("audio",)
+
+
+def test_models_only_lambda_mounts_no_family() -> None:
+    assert Settings.from_env({"EMD_FAMILIES": "models"}).families == ()
+    assert Settings.from_env({"EMD_FAMILIES": "models,chat"}).families == ("chat",)

@@ -54,6 +54,13 @@ def test_content_of_the_wrong_type_names_the_field_without_union_tags(content) -
     assert "more errors" in error.message  # both union members failed
 
 
+def test_a_bad_content_part_is_named_precisely() -> None:
+    error = error_for(
+        {"model": "m", "messages": [{"role": "user", "content": [{"text": "no type"}]}]}
+    )
+    assert error.param == "messages.0.content.0.type"
+
+
 def test_fastapi_style_locations_start_with_body() -> None:
     errors = errors_for({"model": "m", "messages": [{"role": "user", "content": 5}]})
     as_fastapi = [{**e, "loc": ("body", *e["loc"])} for e in errors]

@@ -26,7 +26,13 @@ _TOKEN = re.compile(r"\s*\S+")
 
 
 def tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text)
+    """Words with their leading whitespace; trailing whitespace rides on the last one,
+    so the tokens always join back to the text."""
+    words = _TOKEN.findall(text)
+    tail = text[len(text.rstrip()) :]
+    if words and tail:
+        words[-1] += tail
+    return words
 
 
 def echo_answer(body: dict[str, Any]) -> tuple[list[str], str, int]:
