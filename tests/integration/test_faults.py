@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
 
-from emd.local.gateway import LocalGateway
+from emd.local.gateway import LocalGateway, start_local_gateway
+from emd_proxy.settings import Settings
 
 from .conftest import ECHO, endpoint_of
 
@@ -31,23 +33,43 @@ def test_throttling_maps_to_429_with_retry_after(
     assert int(info.value.response.headers["retry-after"]) >= 1
 
 
-def test_the_proxy_retries_throttling_before_the_first_byte(gateway: LocalGateway) -> None:
-    from emd.local.gateway import start_local_gateway
-    from emd_proxy.settings import Settings
-
-    # A second proxy with one upstream retry, in front of the same emulator.
-    retrying = start_local_gateway(
-        [ECHO], keys={"default": "k"}, settings=Settings(upstream_max_attempts=2)
+@pytest.fixture(scope="module")
+def tuned() -> Iterator[LocalGateway]:
+    """A second gateway with one upstream retry and a short keep-alive interval."""
+    gw = start_local_gateway(
+        [ECHO],
+        keys={"default": "k"},
+        settings=Settings(upstream_max_attempts=2, keepalive_seconds=0.2),
     )
-    try:
-        retrying.stack.fault(endpoint_of(retrying, ECHO), "throttle", times=1)
-        sdk = openai.OpenAI(base_url=retrying.base_url, api_key="k", max_retries=0)
-        completion = sdk.chat.completions.create(model=ECHO, messages=HI)
-        assert completion.choices[0].message.content == "hello fault world"
-        assert retrying.stack.emulator is not None
-        assert retrying.stack.emulator.stats.invocations == 2
-    finally:
-        retrying.stop()
+    yield gw
+    gw.stop()
+
+
+def test_the_proxy_retries_throttling_before_the_first_byte(tuned: LocalGateway) -> None:
+    assert tuned.stack.emulator is not None
+    before = tuned.stack.emulator.stats.invocations
+    tuned.stack.fault(endpoint_of(tuned, ECHO), "throttle", times=1)
+    sdk = openai.OpenAI(base_url=tuned.base_url, api_key="k", max_retries=0)
+    completion = sdk.chat.completions.create(model=ECHO, messages=HI)
+    assert completion.choices[0].message.content == "hello fault world"
+    assert tuned.stack.emulator.stats.invocations - before == 2
+
+
+def test_a_stalled_stream_gets_keepalive_comments_then_completes(tuned: LocalGateway) -> None:
+    tuned.stack.fault(endpoint_of(tuned, ECHO), "stall", seconds=1.0, after=2)
+    with httpx.Client(timeout=10) as http:
+        response = http.post(
+            f"{tuned.base_url}/chat/completions",
+            json={"model": ECHO, "messages": HI, "stream": True},
+            headers={"Authorization": "Bearer k"},
+        )
+    assert response.status_code == 200
+    assert ": keep-alive\n\n" in response.text
+    assert response.text.endswith("data: [DONE]\n\n")
+    sdk = openai.OpenAI(base_url=tuned.base_url, api_key="k", max_retries=0)
+    tuned.stack.fault(endpoint_of(tuned, ECHO), "stall", seconds=0.5, after=1)
+    stream = sdk.chat.completions.create(model=ECHO, messages=HI, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream) == "hello fault world"
 
 
 @pytest.mark.parametrize("stream", [False, True])
