@@ -24,13 +24,19 @@ from .gateway import Gateway
 from .log import logger
 from .middleware import GatewayMiddleware
 from .registry import Registry
-from .routes import chat, models
+from .routes import audio, chat, embeddings, invocations, models, rerank
 from .sagemaker_client import SageMakerRuntime
 from .settings import Settings
 from .streaming import WorkerPool
 from .validation import validation_error
 
-_FAMILY_ROUTERS = {"chat": [chat.router]}
+_FAMILY_ROUTERS = {
+    "chat": [chat.router],
+    "embeddings": [embeddings.router],
+    "rerank": [rerank.router],
+    "invocations": [invocations.router],
+    "audio": [audio.router],
+}
 
 
 def keys_from_settings(settings: Settings) -> KeyStore:

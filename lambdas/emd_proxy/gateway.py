@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from .auth import KeyStore, Principal
+from .engines.families import UpstreamCall
 from .registry import Registry
-from .sagemaker_client import SageMakerRuntime
+from .sagemaker_client import SageMakerRuntime, UpstreamResponse, UpstreamStream
 from .settings import Settings
 from .streaming import WorkerPool
 
@@ -20,6 +22,41 @@ class Gateway:
     keys: KeyStore
     sagemaker: SageMakerRuntime
     pool: WorkerPool
+
+    async def invoke(self, endpoint: str, call: UpstreamCall) -> UpstreamResponse:
+        """InvokeEndpoint in a worker thread."""
+        return await self.pool.run(
+            self.sagemaker.invoke,
+            endpoint,
+            call.body,
+            content_type=call.content_type,
+            accept=call.accept,
+            custom_attributes=call.custom_attributes,
+        )
+
+    async def invoke_all(
+        self, endpoint: str, calls: list[UpstreamCall], concurrency: int = 4
+    ) -> list[UpstreamResponse]:
+        """Several calls (batches of one request), a few at a time, answers in order."""
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(call: UpstreamCall) -> UpstreamResponse:
+            async with limit:
+                return await self.invoke(endpoint, call)
+
+        return list(await asyncio.gather(*(one(c) for c in calls)))
+
+    async def invoke_stream(self, endpoint: str, call: UpstreamCall) -> UpstreamStream:
+        """InvokeEndpointWithResponseStream in a worker thread; returns once the
+        endpoint has answered with headers (so failures to start raise here)."""
+        return await self.pool.run(
+            self.sagemaker.invoke_stream,
+            endpoint,
+            call.body,
+            content_type=call.content_type,
+            accept=call.accept,
+            custom_attributes=call.custom_attributes,
+        )
 
 
 def gateway(request: Request) -> Gateway:

@@ -28,6 +28,9 @@ class Settings:
     upstream_max_attempts: int = 2
     max_concurrency: int = 256
     max_body_bytes: int = 6 * 1024 * 1024
+    # Audio uploads: API Gateway base64-encodes binary bodies into Lambda's 6 MB
+    # request payload, which leaves room for about 4.5 MB of audio.
+    max_audio_bytes: int = 4 * 1024 * 1024
     # A `: keep-alive` comment goes out after this much upstream silence in a stream;
     # well inside API Gateway's 5 minute idle timeout.
     keepalive_seconds: float = 15.0
@@ -52,6 +55,7 @@ class Settings:
             upstream_max_attempts=int(number("EMD_UPSTREAM_MAX_ATTEMPTS", 2)),
             max_concurrency=int(number("EMD_MAX_CONCURRENCY", 256)),
             max_body_bytes=int(number("EMD_MAX_BODY_BYTES", 6 * 1024 * 1024)),
+            max_audio_bytes=int(number("EMD_MAX_AUDIO_BYTES", 4 * 1024 * 1024)),
             keepalive_seconds=number("EMD_KEEPALIVE_SECONDS", 15.0),
             log_sensitive=environ.get("EMD_LOG_SENSITIVE") == "1",
             families=tuple(f for f in families if f != MODELS_ONLY)  # type: ignore[arg-type]

@@ -1,23 +1,58 @@
-"""One adapter per serving container; `chat_engine` picks the one a model runs on."""
+"""One adapter per serving container and family; `adapter()` picks the one a model's
+engine uses, or answers 400 when that engine cannot serve the family."""
 
 from __future__ import annotations
+
+from typing import Any, Literal, overload
 
 from ..errors import InvalidRequestError
 from ..registry import RegistryEntry
 from .base import ChatEngine
-from .vllm import VllmEngine
+from .families import EmbeddingsAdapter, RerankAdapter, TranscriptionAdapter
+from .hf_asr import HfAsrTranscription
+from .tei import TeiEmbeddings, TeiRerank
+from .vllm import VllmEmbeddings, VllmEngine, VllmRerank, VllmTranscription
+from .whisperx import WhisperxTranscription
 
-_CHAT_ENGINES: dict[str, ChatEngine] = {"vllm": VllmEngine()}
+_ADAPTERS: dict[str, dict[str, Any]] = {
+    "chat": {"vllm": VllmEngine()},
+    "embeddings": {"tei": TeiEmbeddings(), "vllm": VllmEmbeddings()},
+    "rerank": {"tei": TeiRerank(), "vllm": VllmRerank()},
+    "audio": {
+        "whisperx": WhisperxTranscription(),
+        "vllm": VllmTranscription(),
+        "hf_asr": HfAsrTranscription(),
+    },
+}
+
+
+@overload
+def adapter(entry: RegistryEntry, family: Literal["chat"]) -> ChatEngine: ...
+@overload
+def adapter(entry: RegistryEntry, family: Literal["embeddings"]) -> EmbeddingsAdapter: ...
+@overload
+def adapter(entry: RegistryEntry, family: Literal["rerank"]) -> RerankAdapter: ...
+@overload
+def adapter(entry: RegistryEntry, family: Literal["audio"]) -> TranscriptionAdapter: ...
+def adapter(entry: RegistryEntry, family: str) -> Any:
+    found = _ADAPTERS.get(family, {}).get(entry.engine)
+    if found is None:
+        raise InvalidRequestError(
+            f"The model `{entry.id}` runs on {entry.engine}, which has no {family} adapter.",
+            param="model",
+        )
+    return found
 
 
 def chat_engine(entry: RegistryEntry) -> ChatEngine:
-    engine = _CHAT_ENGINES.get(entry.engine)
-    if engine is None:
-        raise InvalidRequestError(
-            f"The model `{entry.id}` runs on {entry.engine}, which has no chat adapter.",
-            param="model",
-        )
-    return engine
+    return adapter(entry, "chat")
 
 
-__all__ = ["ChatEngine", "chat_engine"]
+__all__ = [
+    "ChatEngine",
+    "EmbeddingsAdapter",
+    "RerankAdapter",
+    "TranscriptionAdapter",
+    "adapter",
+    "chat_engine",
+]

@@ -9,7 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..engines import chat_engine
+from ..engines import adapter
+from ..engines.families import UpstreamCall
 from ..gateway import gateway, principal
 from ..schemas.chat import ChatCompletionRequest
 
@@ -24,19 +25,15 @@ async def create_chat_completion(
 ) -> JSONResponse | StreamingResponse:
     gw = gateway(request)
     entry = gw.registry.resolve(body.model, "chat", principal(request).models)
-    engine = chat_engine(entry)
-    payload = engine.build_payload(body, entry)
+    engine = adapter(entry, "chat")
+    call = UpstreamCall(engine.build_payload(body, entry), engine.content_type)
     if body.stream:
-        upstream = await gw.pool.run(
-            gw.sagemaker.invoke_stream, entry.endpoint, payload, content_type=engine.content_type
-        )
+        upstream = await gw.invoke_stream(entry.endpoint, call)
         parts = gw.pool.iterate_parts(upstream, gw.settings.keepalive_seconds)
         return StreamingResponse(
             engine.sse_stream(parts, entry, include_usage=body.wants_usage_chunk),
             media_type="text/event-stream",
             headers=SSE_HEADERS,
         )
-    response = await gw.pool.run(
-        gw.sagemaker.invoke, entry.endpoint, payload, content_type=engine.content_type
-    )
+    response = await gw.invoke(entry.endpoint, call)
     return JSONResponse(engine.parse_response(response.body, entry))

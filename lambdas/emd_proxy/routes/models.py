@@ -13,17 +13,23 @@ router = APIRouter()
 
 
 def model_card(entry: RegistryEntry) -> dict[str, Any]:
-    card: dict[str, Any] = {
+    """OpenAI's model object, plus what we know about it under `emd`."""
+    emd: dict[str, Any] = {
+        "model": entry.model,
+        "tag": entry.tag,
+        "families": entry.families,
+        "engine": entry.engine,
+        "features": entry.features.model_dump(),
+    }
+    if entry.metadata:
+        emd["metadata"] = entry.metadata
+    return {
         "id": entry.id,
         "object": "model",
         "created": entry.created,
         "owned_by": "emd",
-        "families": entry.families,
-        "features": entry.features.model_dump(),
+        "emd": emd,
     }
-    if entry.metadata:
-        card["metadata"] = entry.metadata
-    return card
 
 
 @router.get("/v1/models")

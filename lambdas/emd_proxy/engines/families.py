@@ -1,0 +1,83 @@
+"""Adapters of the non-chat families: each turns our request into one container call
+(`UpstreamCall`) and the container's answer back into plain values. Invoking,
+batching and the OpenAI response shape live in the routes, once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..registry import RegistryEntry
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    body: bytes
+    content_type: str = "application/json"
+    accept: str | None = None
+    custom_attributes: str | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddingBatch:
+    vectors: list[list[float]]
+    prompt_tokens: int | None  # None: the engine does not say
+
+
+class EmbeddingsAdapter:
+    # Inputs per container call (TEI's MAX_CLIENT_BATCH_SIZE default is 32).
+    max_batch: int = 32
+    accepts_token_ids: bool = True
+    # Whether the engine itself can shorten vectors (`dimensions`); otherwise the
+    # proxy truncates and renormalises.
+    native_dimensions: bool = False
+
+    def build(
+        self, inputs: list[str] | list[list[int]], dimensions: int | None, extra: dict[str, Any]
+    ) -> UpstreamCall:
+        raise NotImplementedError
+
+    def parse(self, body: bytes, count: int) -> EmbeddingBatch:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Score:
+    index: int
+    score: float
+
+
+class RerankAdapter:
+    max_batch: int = 32
+
+    def build(self, query: str, texts: list[str], extra: dict[str, Any]) -> UpstreamCall:
+        raise NotImplementedError
+
+    def parse(self, body: bytes) -> tuple[list[Score], int | None]:
+        """Scores (indexes into the texts sent) and the token count if known."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class AudioFile:
+    data: bytes
+    filename: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    body: bytes
+    content_type: str
+
+
+class TranscriptionAdapter:
+    response_formats: frozenset[str] = frozenset({"json", "text", "srt", "vtt", "verbose_json"})
+
+    def build(
+        self, entry: RegistryEntry, audio: AudioFile, fields: list[tuple[str, str]]
+    ) -> UpstreamCall:
+        raise NotImplementedError
+
+    def parse(self, body: bytes, content_type: str, response_format: str) -> Transcript:
+        return Transcript(body, content_type)

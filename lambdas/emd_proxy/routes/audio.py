@@ -1,0 +1,66 @@
+"""POST /v1/audio/transcriptions: the multipart form exactly as the OpenAI SDK sends
+it; the engine adapter decides what reaches the container."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.datastructures import UploadFile
+
+from ..engines import adapter
+from ..engines.families import AudioFile
+from ..errors import InvalidRequestError, RequestTooLargeError
+from ..gateway import gateway, principal
+
+router = APIRouter()
+
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+
+
+@router.post("/v1/audio/transcriptions", response_model=None)
+async def transcribe(request: Request) -> Response:
+    gw = gateway(request)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidRequestError(
+            "Send the audio as multipart/form-data with a `file` field, as the OpenAI SDK does."
+        )
+    try:
+        form = await request.form(max_files=1, max_fields=64)
+    except Exception as exc:
+        raise InvalidRequestError("The multipart form could not be parsed.") from exc
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise InvalidRequestError("The `file` field with the audio is required.", param="file")
+    model = form.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequestError("The `model` field is required.", param="model")
+    entry = gw.registry.resolve(model, "audio", principal(request).models)
+    engine = adapter(entry, "audio")
+    response_format = str(form.get("response_format") or "json")
+    if response_format not in RESPONSE_FORMATS:
+        raise InvalidRequestError(
+            f"response_format must be one of {', '.join(RESPONSE_FORMATS)}.",
+            param="response_format",
+        )
+    if response_format not in engine.response_formats:
+        raise InvalidRequestError(
+            f"The model `{entry.id}` cannot produce {response_format}; it supports "
+            f"{', '.join(sorted(engine.response_formats))}.",
+            param="response_format",
+        )
+    data = await upload.read(gw.settings.max_audio_bytes + 1)
+    if len(data) > gw.settings.max_audio_bytes:
+        raise RequestTooLargeError(
+            f"The audio file is larger than {gw.settings.max_audio_bytes} bytes.",
+            param="file",
+        )
+    if not data:
+        raise InvalidRequestError("The audio file is empty.", param="file")
+    audio = AudioFile(
+        data, upload.filename or "audio", upload.content_type or "application/octet-stream"
+    )
+    fields = [(k, v) for k, v in form.multi_items() if k != "file" and isinstance(v, str)]
+    call = engine.build(entry, audio, fields)
+    answer = await gw.invoke(entry.endpoint, call)
+    transcript = engine.parse(answer.body, answer.content_type, response_format)
+    return Response(transcript.body, media_type=transcript.content_type)

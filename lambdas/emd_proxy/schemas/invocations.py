@@ -1,0 +1,19 @@
+"""Raw pass-through request: `{"model", "input", "stream"}`; `input` is sent to the
+endpoint as the body (JSON, or the string itself with a non-JSON `content_type`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from .chat import _Permissive
+
+
+class InvocationsRequest(_Permissive):
+    model: str = Field(min_length=1, max_length=256)
+    input: Any
+    stream: bool = False
+    content_type: str = Field(default="application/json", max_length=256)
+    accept: str | None = Field(default=None, max_length=256)
+    custom_attributes: str | None = Field(default=None, max_length=1024)

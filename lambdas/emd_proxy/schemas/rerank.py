@@ -1,0 +1,30 @@
+"""Rerank request and response in the Cohere/Jina shape (also what vLLM serves), which
+LangChain's and LlamaIndex's Cohere-compatible clients accept."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from .chat import _Permissive
+
+MAX_DOCUMENTS = 1000  # Cohere's limit
+
+
+class RerankDocument(_Permissive):
+    text: str
+
+
+class RerankRequest(_Permissive):
+    model: str = Field(min_length=1, max_length=256)
+    query: str = Field(min_length=1)
+    documents: list[str | RerankDocument] = Field(min_length=1, max_length=MAX_DOCUMENTS)
+    top_n: int | None = Field(default=None, ge=1)
+    return_documents: bool = True
+
+    def texts(self) -> list[str]:
+        return [d if isinstance(d, str) else d.text for d in self.documents]
+
+
+class RankedDocument(BaseModel):
+    index: int
+    relevance_score: float
