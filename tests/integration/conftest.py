@@ -19,6 +19,7 @@ KEYS = {"default": KEY, "echo-only": {"key": SCOPED_KEY, "models": ["echo/local"
 ECHO = "echo/local"
 SMOL = "SmolLM2-135M-Instruct/local"
 GHOST = "ghost/local"  # registered, but no endpoint exists behind it
+RAW = "echo-raw/local"  # the echo endpoint, reachable through /v1/invocations
 # SageMaker's InvokeEndpoint limit is 60 s; the slow-container test scales it down
 # with `short_invoke_limit`.
 INVOKE_TIMEOUT = 30.0
@@ -34,13 +35,21 @@ def gateway() -> Iterator[LocalGateway]:
         engine="vllm",
         families=["chat"],
     )
+    raw = RegistryEntry(
+        id=RAW,
+        model="echo-raw",
+        tag="local",
+        endpoint="emd-echo-local",
+        engine="vllm",
+        families=["invocations"],
+    )
     gw = start_local_gateway(
         [ECHO, SMOL],
         keys=KEYS,
         # No upstream retries here, so one injected fault is one client-visible error.
         settings=Settings(upstream_max_attempts=1, max_body_bytes=1024 * 1024),
         invoke_timeout=INVOKE_TIMEOUT,
-        extra_entries=[ghost],
+        extra_entries=[ghost, raw],
     )
     yield gw
     gw.stop()
