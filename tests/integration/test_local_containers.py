@@ -252,7 +252,9 @@ def encode(container: str, codec: str, rate: int = 16000) -> bytes:
     return buffer.getvalue()
 
 
-def transcribe(client: httpx.Client, audio: bytes, name: str = "speech.wav", **fields: object):
+def transcribe(
+    client: httpx.Client, audio: bytes, name: str = "speech.wav", **fields: object
+) -> httpx.Response:
     return client.post(
         "/invocations",
         files={"file": (name, audio, "application/octet-stream")},
