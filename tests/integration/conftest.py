@@ -18,6 +18,8 @@ SCOPED_KEY = "sk-test-echo-only"
 KEYS = {"default": KEY, "echo-only": {"key": SCOPED_KEY, "models": ["echo/local"]}}
 ECHO = "echo/local"
 SMOL = "SmolLM2-135M-Instruct/local"
+E5 = "multilingual-e5-small/local"
+WHISPER = "whisper-tiny.en/local"
 GHOST = "ghost/local"  # registered, but no endpoint exists behind it
 RAW = "echo-raw/local"  # the echo endpoint, reachable through /v1/invocations
 # SageMaker's InvokeEndpoint limit is 60 s; the slow-container test scales it down
@@ -44,7 +46,7 @@ def gateway() -> Iterator[LocalGateway]:
         families=["invocations"],
     )
     gw = start_local_gateway(
-        [ECHO, SMOL],
+        [ECHO, SMOL, E5, WHISPER],
         keys=KEYS,
         # No upstream retries here, so one injected fault is one client-visible error.
         settings=Settings(upstream_max_attempts=1, max_body_bytes=1024 * 1024),

@@ -9,7 +9,7 @@ import httpx
 
 from emd.local.gateway import LocalGateway
 
-from .conftest import ECHO, RAW, endpoint_of
+from .conftest import ECHO, GHOST, RAW, endpoint_of
 
 CHAT = {"messages": [{"role": "user", "content": "raw bytes please"}]}
 
@@ -49,7 +49,7 @@ def test_raw_container_error_keeps_its_status_class(
 
 
 def test_raw_route_only_serves_models_with_the_invocations_family(http: httpx.Client) -> None:
-    response = http.post("/invocations", json={"model": ECHO, "input": CHAT})
+    response = http.post("/invocations", json={"model": GHOST, "input": CHAT})
     assert response.status_code == 400
     assert "invocations" in response.json()["error"]["message"]
 

@@ -72,13 +72,13 @@ def test_vllm_embeddings_route_and_usage() -> None:
     assert batch.prompt_tokens == 7
 
 
-def test_vllm_transcription_drops_the_public_model_id() -> None:
+def test_vllm_transcription_routes_by_custom_attributes() -> None:
     vllm = adapter(entry("vllm", ["audio"]), "audio")
     audio = AudioFile(b"RIFF0000WAVE", "a.wav", "audio/wav")
-    call = vllm.build(entry("vllm", ["audio"]), audio, [("model", "m/dev"), ("language", "en")])
+    call = vllm.build(entry("vllm", ["audio"]), audio, [("language", "en")])
     assert call.custom_attributes == "route=/v1/audio/transcriptions"
     assert call.content_type.startswith("multipart/form-data; boundary=")
-    assert b'name="language"' in call.body and b'name="model"' not in call.body
+    assert b'name="language"' in call.body
     assert b'filename="a.wav"' in call.body
 
 

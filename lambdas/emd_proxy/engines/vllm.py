@@ -104,6 +104,4 @@ class VllmTranscription(TranscriptionAdapter):
     def build(
         self, entry: RegistryEntry, audio: AudioFile, fields: list[tuple[str, str]]
     ) -> UpstreamCall:
-        # vLLM checks `model` against its served name, which is not our public id.
-        kept = [(k, v) for k, v in fields if k != "model"]
-        return multipart_call(audio, kept, "route=/v1/audio/transcriptions")
+        return multipart_call(audio, fields, "route=/v1/audio/transcriptions")

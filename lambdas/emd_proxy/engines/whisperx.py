@@ -4,8 +4,12 @@ response_format. Source: notes/containers.md section 5."""
 
 from __future__ import annotations
 
+from pydantic_core import from_json, to_json
+
+from ..errors import UpstreamError
 from ..registry import RegistryEntry
-from .families import AudioFile, TranscriptionAdapter, UpstreamCall
+from ..transcripts import verbose_json
+from .families import AudioFile, Transcript, TranscriptionAdapter, UpstreamCall
 from .multipart import multipart_call
 
 
@@ -14,3 +18,24 @@ class WhisperxTranscription(TranscriptionAdapter):
         self, entry: RegistryEntry, audio: AudioFile, fields: list[tuple[str, str]]
     ) -> UpstreamCall:
         return multipart_call(audio, fields)
+
+    def parse(self, body: bytes, content_type: str, response_format: str) -> Transcript:
+        if response_format != "verbose_json":
+            return Transcript(body, content_type)
+        # WhisperX answers with its own segments (start, end, text, words); clients
+        # expect OpenAI's full segment objects.
+        try:
+            raw = from_json(body)
+            segments = raw.get("segments") or []
+            words = raw.get("words")
+            duration = raw.get("duration") or (segments[-1]["end"] if segments else 0.0)
+            normalised = verbose_json(
+                language=str(raw.get("language") or ""),
+                duration=float(duration),
+                segments=segments,
+                words=words,
+                text=raw.get("text"),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UpstreamError("The model returned an unexpected transcription.") from exc
+        return Transcript(to_json(normalised), "application/json")

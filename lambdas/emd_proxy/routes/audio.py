@@ -59,7 +59,11 @@ async def transcribe(request: Request) -> Response:
     audio = AudioFile(
         data, upload.filename or "audio", upload.content_type or "application/octet-stream"
     )
-    fields = [(k, v) for k, v in form.multi_items() if k != "file" and isinstance(v, str)]
+    # `model` is our public id; containers check it against their own served name
+    # (vLLM, the WhisperX DLC) and refuse ours, so it never goes upstream.
+    fields = [
+        (k, v) for k, v in form.multi_items() if k not in ("file", "model") and isinstance(v, str)
+    ]
     call = engine.build(entry, audio, fields)
     answer = await gw.invoke(entry.endpoint, call)
     transcript = engine.parse(answer.body, answer.content_type, response_format)
