@@ -33,6 +33,8 @@ def point_boto3_at(emulator_url: str) -> None:
         os.environ.pop(name, None)
     os.environ.update(LOCAL_AWS_ENV)
     os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = emulator_url
+    # Nothing collects CloudWatch's embedded metric lines locally.
+    os.environ.setdefault("EMD_USAGE_METRICS", "0")
 
 
 @dataclass

@@ -66,49 +66,66 @@ def test_defaults_apply_only_where_the_client_set_nothing() -> None:
     assert payload()["temperature"] == 0.6
 
 
+STREAMED = {"stream", "stream_options"}
+
+
 def test_unset_fields_are_not_sent() -> None:
-    assert set(payload()) == {"messages", "max_tokens", "temperature", "top_k"}
+    assert set(payload()) == {"messages", "max_tokens", "temperature", "top_k"} | STREAMED
 
 
 def test_no_defaults_means_no_hidden_max_tokens() -> None:
     request = ChatCompletionRequest.model_validate({"model": "m", "messages": HI})
     plain = ENTRY.model_copy(update={"defaults": {}})
-    assert json.loads(engine.build_payload(request, plain)) == {"messages": HI}
+    assert json.loads(engine.build_payload(request, plain)) == {
+        "messages": HI,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
 
 
-def test_streams_always_ask_for_usage() -> None:
+def test_the_engine_always_streams_and_reports_usage() -> None:
     assert payload(stream=True)["stream_options"] == {"include_usage": True}
     kept = payload(stream=True, stream_options={"include_usage": False, "continuous": True})
     assert kept["stream_options"] == {"include_usage": True, "continuous": True}
-    assert "stream_options" not in payload(stream=False)
-    assert "stream_options" not in payload()
+    assert payload(stream=False)["stream"] is True
+    assert payload()["stream_options"] == {"include_usage": True}
 
 
-# --- parse_response --------------------------------------------------------------------
+# --- complete: a non-streaming answer folded from the engine's stream -------------------
 
 
-def test_parse_response_rewrites_the_model() -> None:
-    body = {"id": "c", "object": "chat.completion", "model": "/opt/ml/model", "choices": []}
-    completion = engine.parse_response(json.dumps(body).encode(), ENTRY)
-    assert completion == {**body, "model": "Qwen3-8B/dev"}
+def test_complete_folds_the_stream_into_one_completion() -> None:
+    raw = sse(chunk("Hel")) + sse(chunk("lo")) + sse(chunk(finish="stop"))
+    raw += sse(chunk(usage=True)) + b"data: [DONE]\n\n"
+    completion = asyncio.run(engine.complete(parts_of(raw), ENTRY))
+    assert completion["object"] == "chat.completion"
+    assert completion["model"] == "Qwen3-8B/dev"
+    assert completion["id"] == "c"
+    assert completion["choices"] == [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello"},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ]
+    assert completion["usage"] == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
 
 
 @pytest.mark.parametrize(
-    ("body", "expected"),
+    ("line", "expected"),
     [
-        (b"<html>502 Bad Gateway</html>", "unreadable"),
-        (b"", "unreadable"),
-        (b"[1, 2]", "unexpected"),
-        (b'"text"', "unexpected"),
-        (b'{"error": {"message": "CUDA out of memory", "code": 500}}', "CUDA out of memory"),
-        (b'{"object": "error", "message": "old style", "code": 400}', "old style"),
-        (b'{"error": "plain"}', "plain"),
-        (b'{"id": "c", "object": "chat.completion"}', "without choices"),
+        (b"data: <html>502 Bad Gateway</html>", "unreadable"),
+        (b"data: [1, 2]", "unexpected"),
+        (b'data: "text"', "unexpected"),
+        (b'data: {"error": {"message": "CUDA out of memory", "code": 500}}', "CUDA out of memory"),
+        (b'data: {"object": "error", "message": "old style", "code": 400}', "old style"),
+        (b'data: {"error": "plain"}', "plain"),
     ],
 )
-def test_parse_response_rejects_bad_bodies(body, expected) -> None:
+def test_complete_rejects_bad_chunks(line: bytes, expected: str) -> None:
     with pytest.raises(UpstreamError) as info:
-        engine.parse_response(body, ENTRY)
+        asyncio.run(engine.complete(parts_of(line + b"\n\n"), ENTRY))
     assert expected in info.value.message
     assert info.value.status == 502
 
@@ -151,6 +168,12 @@ VLLM_STREAM = (
 def cut(data: bytes, offsets: list[int]) -> list[bytes]:
     bounds = [0, *offsets, len(data)]
     return [data[a:b] for a, b in pairwise(bounds)]
+
+
+async def parts_of(*parts: bytes | None):
+    for part in parts:
+        await asyncio.sleep(0)
+        yield part
 
 
 def run(parts: list[bytes | None], include_usage: bool = False) -> list[bytes]:

@@ -10,12 +10,14 @@ from ..registry import RegistryEntry
 from .base import ChatEngine
 from .families import EmbeddingsAdapter, RerankAdapter, TranscriptionAdapter
 from .hf_asr import HfAsrTranscription
+from .lmi import LmiEngine
 from .tei import TeiEmbeddings, TeiRerank
+from .tgi import TgiEngine
 from .vllm import VllmEmbeddings, VllmEngine, VllmRerank, VllmTranscription
 from .whisperx import WhisperxTranscription
 
 _ADAPTERS: dict[str, dict[str, Any]] = {
-    "chat": {"vllm": VllmEngine()},
+    "chat": {"vllm": VllmEngine(), "tgi": TgiEngine(), "lmi": LmiEngine()},
     "embeddings": {"tei": TeiEmbeddings(), "vllm": VllmEmbeddings()},
     "rerank": {"tei": TeiRerank(), "vllm": VllmRerank()},
     "audio": {

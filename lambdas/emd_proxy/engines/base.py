@@ -1,24 +1,31 @@
 """The chat flow every engine shares; adapters fill in the engine-specific hooks.
 
-Hooks (pure, easy to test): `build_payload` (OpenAI request -> container body),
-`parse_response` (container body -> `chat.completion`) and `parse_chunk` (one stream
-payload -> `chat.completion.chunk` or None). The flow (`sse_stream`): re-split the
-upstream bytes into lines, normalise each chunk, drop the usage chunk the client did
-not ask for, turn a failure into one error event, and always end with `[DONE]`.
+Every chat request streams from the engine, also when the client did not ask for a
+stream: the answer is then folded into one `chat.completion`. That is one code path
+for both, and it lifts SageMaker's 60 s InvokeEndpoint limit on long answers.
+
+Hooks (pure): `prepare` (the OpenAI body -> what this container accepts) and
+`fix_chunk` (one engine chunk -> OpenAI's shape, before the shared normalisation).
+The flow: re-split the upstream bytes into lines (SSE or JSON lines), normalise each
+chunk (chat_stream.py), drop the usage chunk the client did not ask for, turn a
+failure after the first byte into one error event, and always end with `[DONE]`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pydantic_core import from_json, to_json
 
-from ..errors import ProxyError, UpstreamError
+from ..errors import InvalidRequestError, ProxyError, UpstreamError
 from ..log import logger
 from ..registry import RegistryEntry
 from ..schemas.chat import ChatCompletionRequest
 from ..sse import DONE, KEEPALIVE, STREAM_DONE, LineSplitter, event, read_line
+from .chat_stream import ChunkNormalizer, CompletionBuilder
+
+UsageSink = Callable[[dict[str, Any] | None], None]
 
 
 class ChatEngine:
@@ -26,65 +33,118 @@ class ChatEngine:
     content_type: str = "application/json"
 
     # --- hooks -------------------------------------------------------------------
-    def build_payload(self, request: ChatCompletionRequest, entry: RegistryEntry) -> bytes:
-        raise NotImplementedError
+    def prepare(self, body: dict[str, Any], entry: RegistryEntry) -> dict[str, Any]:
+        return body
 
-    def parse_response(self, body: bytes, entry: RegistryEntry) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def parse_chunk(self, payload: bytes, entry: RegistryEntry) -> dict[str, Any] | None:
-        raise NotImplementedError
+    def fix_chunk(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        return chunk
 
     # --- shared flow -------------------------------------------------------------
+    def build_payload(self, request: ChatCompletionRequest, entry: RegistryEntry) -> bytes:
+        check_features(request, entry)
+        body: dict[str, Any] = {**entry.defaults, **request.model_dump(exclude_unset=True)}
+        # The served name inside the container is not the public id; the engines
+        # accept a request without `model`.
+        body.pop("model", None)
+        body["stream"] = True
+        # Always ask for usage (recorded per key); stripped unless the client asked.
+        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        return to_json(self.prepare(body, entry))
+
+    async def chunks(
+        self, parts: AsyncIterator[bytes | None], entry: RegistryEntry
+    ) -> AsyncIterator[dict[str, Any] | None]:
+        """Normalised chunks; None where a keep-alive is due. Reads to the end of the
+        upstream stream even after `[DONE]`, so its connection can be reused."""
+        splitter = LineSplitter()
+        normalise = ChunkNormalizer(entry)
+        done = False
+        async for part in parts:
+            if part is None:
+                yield None
+                continue
+            if done:
+                continue
+            for line in splitter.feed(part):
+                payload = read_line(line)
+                if payload is STREAM_DONE:
+                    done = True
+                    break
+                if payload is not None:
+                    yield normalise(self.fix_chunk(parse_chunk(payload)))  # type: ignore[arg-type]
+        if not done:
+            for line in splitter.flush():
+                payload = read_line(line)
+                if payload is not None and payload is not STREAM_DONE:
+                    yield normalise(self.fix_chunk(parse_chunk(payload)))  # type: ignore[arg-type]
+
     async def sse_stream(
         self,
         parts: AsyncIterator[bytes | None],
         entry: RegistryEntry,
         *,
         include_usage: bool,
+        on_usage: UsageSink | None = None,
     ) -> AsyncIterator[bytes]:
-        splitter = LineSplitter()
-        done = False
+        usage: dict[str, Any] | None = None
         try:
-            async for part in parts:
-                if part is None:
+            async for chunk in self.chunks(parts, entry):
+                if chunk is None:
                     yield KEEPALIVE
                     continue
-                if done:
-                    continue  # drain to the end so the connection can be reused
-                for line in splitter.feed(part):
-                    out = self._line_to_event(line, entry, include_usage)
-                    if out is STREAM_DONE:
-                        done = True
-                        break
-                    if out:
-                        yield out  # type: ignore[misc]
-            if not done:
-                for line in splitter.flush():
-                    out = self._line_to_event(line, entry, include_usage)
-                    if out and out is not STREAM_DONE:
-                        yield out  # type: ignore[misc]
+                usage = chunk.get("usage") or usage
+                # The usage chunk is the only one allowed without choices, and only
+                # when the client asked: clients read `chunk.choices[0]` on every chunk.
+                if not chunk["choices"]:
+                    if not (include_usage and chunk.get("usage")):
+                        continue
+                elif not include_usage:
+                    chunk.pop("usage", None)
+                yield b"data: " + to_json(chunk) + b"\n\n"
         except ProxyError as exc:
             yield event(exc.body())
         except Exception:  # noqa: BLE001 - a bug must still end the stream cleanly
             logger.exception("stream failed", extra={"model": entry.id})
             yield event(UpstreamError("The model's response could not be read.").body())
+        if on_usage is not None:
+            on_usage(usage)
         yield DONE
 
-    def _line_to_event(
-        self, line: bytes, entry: RegistryEntry, include_usage: bool
-    ) -> bytes | object | None:
-        payload = read_line(line)
-        if payload is None or payload is STREAM_DONE:
-            return payload
-        chunk = self.parse_chunk(payload, entry)  # type: ignore[arg-type]
-        if chunk is None:
-            return None
-        # The usage chunk is the only one allowed without choices, and only when the
-        # client asked for it: clients read `chunk.choices[0]` on every chunk.
-        if not chunk.get("choices") and not (include_usage and chunk.get("usage")):
-            return None
-        return b"data: " + to_json(chunk) + b"\n\n"
+    async def complete(
+        self,
+        parts: AsyncIterator[bytes | None],
+        entry: RegistryEntry,
+        on_usage: UsageSink | None = None,
+    ) -> dict[str, Any]:
+        builder = CompletionBuilder()
+        async for chunk in self.chunks(parts, entry):
+            if chunk is not None:
+                builder.add(chunk)
+        if on_usage is not None:
+            on_usage(builder.usage)
+        return builder.result(entry.id)
+
+
+def parse_chunk(payload: bytes) -> dict[str, Any]:
+    chunk = load_json_object(payload, "stream chunk")
+    return chunk
+
+
+def check_features(request: ChatCompletionRequest, entry: RegistryEntry) -> None:
+    """Refuse what the model cannot do with a clear 400, instead of an engine error or
+    (worse) an answer that silently ignored half the request."""
+    if request.tools and not entry.features.tools:
+        raise InvalidRequestError(f"The model `{entry.id}` does not support tools.", param="tools")
+    if entry.features.vision:
+        return
+    for m, message in enumerate(request.messages):
+        if isinstance(message.content, list):
+            for p, part in enumerate(message.content):
+                if part.type in ("image_url", "input_image"):
+                    raise InvalidRequestError(
+                        f"The model `{entry.id}` does not accept images.",
+                        param=f"messages.{m}.content.{p}",
+                    )
 
 
 def load_json_object(body: bytes, what: str) -> dict[str, Any]:

@@ -1,10 +1,13 @@
 """POST /v1/chat/completions.
 
-Streaming: the endpoint is called before the response starts, so a failure to start
-(throttling, missing endpoint, container 4xx) keeps its real HTTP status; only what
-fails after the first byte becomes an error event."""
+The engine is always asked to stream (see engines/base.py). The call is made before
+the response starts, so a failure to start (throttling, missing endpoint, container
+4xx) keeps its real HTTP status; only what fails after the first byte of a client
+stream becomes an error event."""
 
 from __future__ import annotations
+
+from functools import partial
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -12,6 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from ..engines import adapter
 from ..engines.families import UpstreamCall
 from ..gateway import gateway, principal
+from ..metrics import record_usage
 from ..schemas.chat import ChatCompletionRequest
 
 router = APIRouter()
@@ -24,16 +28,19 @@ async def create_chat_completion(
     body: ChatCompletionRequest, request: Request
 ) -> JSONResponse | StreamingResponse:
     gw = gateway(request)
-    entry = gw.registry.resolve(body.model, "chat", principal(request).models)
+    caller = principal(request)
+    entry = gw.registry.resolve(body.model, "chat", caller.models)
     engine = adapter(entry, "chat")
     call = UpstreamCall(engine.build_payload(body, entry), engine.content_type)
+    upstream = await gw.invoke_stream(entry.endpoint, call)
+    parts = gw.pool.iterate_parts(upstream, gw.settings.keepalive_seconds)
+    on_usage = partial(record_usage, caller.name, entry.id)
     if body.stream:
-        upstream = await gw.invoke_stream(entry.endpoint, call)
-        parts = gw.pool.iterate_parts(upstream, gw.settings.keepalive_seconds)
         return StreamingResponse(
-            engine.sse_stream(parts, entry, include_usage=body.wants_usage_chunk),
+            engine.sse_stream(
+                parts, entry, include_usage=body.wants_usage_chunk, on_usage=on_usage
+            ),
             media_type="text/event-stream",
             headers=SSE_HEADERS,
         )
-    response = await gw.invoke(entry.endpoint, call)
-    return JSONResponse(engine.parse_response(response.body, entry))
+    return JSONResponse(await engine.complete(parts, entry, on_usage))

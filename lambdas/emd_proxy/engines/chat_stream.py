@@ -1,0 +1,212 @@
+"""Engine chunks -> exact OpenAI objects, for every engine.
+
+`ChunkNormalizer` fixes what engines get wrong or leave out, one chunk at a time, with
+the state a stream needs: one stable `id`/`created`, `model` set to the public id,
+`tool_calls[].index` counted from 0 without gaps per choice (an engine's -1, missing
+or repeated indexes would crash strict clients), a real call id and `type` on each
+call's first fragment only, arguments always as JSON-string fragments, and OpenAI's
+finish reasons. `CompletionBuilder` folds normalised chunks into one
+`chat.completion`, so non-streaming requests can stream from the engine too (which
+lifts SageMaker's 60 s InvokeEndpoint limit)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..registry import RegistryEntry
+
+# Engine finish reasons (TGI's generate names among them) -> OpenAI's.
+_FINISH_REASONS = {
+    "stop": "stop",
+    "eos_token": "stop",
+    "stop_sequence": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "function_call",
+    "content_filter": "content_filter",
+    "abort": "stop",
+}
+
+
+def _call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def _arguments(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass
+class _Calls:
+    """Tool calls seen so far in one choice."""
+
+    by_engine_key: dict[Any, int] = field(default_factory=dict)
+    count: int = 0
+    current: int | None = None
+
+
+class ChunkNormalizer:
+    def __init__(self, entry: RegistryEntry) -> None:
+        self.model = entry.id
+        self.id: str | None = None
+        self.created: int | None = None
+        self.usage: dict[str, Any] | None = None
+        self._calls: dict[int, _Calls] = {}
+
+    def __call__(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        self.id = self.id or chunk.get("id") or f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = self.created or chunk.get("created") or int(time.time())
+        chunk["id"], chunk["created"] = self.id, self.created
+        chunk["object"] = "chat.completion.chunk"
+        chunk["model"] = self.model
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
+            chunk["choices"] = choices = []
+        for position, choice in enumerate(choices):
+            index = choice.get("index")
+            choice["index"] = index = index if isinstance(index, int) else position
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                choice["delta"] = delta = {}
+            if delta.get("tool_calls"):
+                delta["tool_calls"] = self._tool_calls(index, delta["tool_calls"])
+            elif "tool_calls" in delta:
+                del delta["tool_calls"]  # an empty list is noise to clients
+            reason = choice.get("finish_reason")
+            if reason is not None:
+                choice["finish_reason"] = self._finish_reason(index, reason)
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = usage
+        elif "usage" in chunk:
+            del chunk["usage"]
+        return chunk
+
+    def _tool_calls(self, choice: int, raw_calls: Any) -> list[dict[str, Any]]:
+        if isinstance(raw_calls, dict):  # TGI before 3.2: one object, not a list
+            raw_calls = [raw_calls]
+        calls = self._calls.setdefault(choice, _Calls())
+        out = []
+        for raw in raw_calls:
+            function = dict(raw.get("function") or {})
+            engine_index = raw.get("index")
+            key = engine_index if isinstance(engine_index, int) and engine_index >= 0 else None
+            starts = (key is not None and key not in calls.by_engine_key) or (
+                key is None and (function.get("name") or calls.current is None)
+            )
+            if starts:
+                ours = calls.count
+                calls.count += 1
+                if key is not None:
+                    calls.by_engine_key[key] = ours
+                calls.current = ours
+                call_id = raw.get("id")
+                # Some engines number calls "0", "1": not unique across a conversation.
+                if not isinstance(call_id, str) or len(call_id) < 6:
+                    call_id = _call_id()
+                function["arguments"] = _arguments(function.get("arguments"))
+                function.setdefault("name", "")
+                out.append({"index": ours, "id": call_id, "type": "function", "function": function})
+            else:
+                ours = calls.by_engine_key[key] if key is not None else calls.current
+                fragment = {"arguments": _arguments(function.get("arguments"))}
+                out.append({"index": ours, "function": fragment})
+        return out
+
+    def _finish_reason(self, choice: int, reason: Any) -> str:
+        mapped = _FINISH_REASONS.get(str(reason), "stop")
+        if mapped == "stop" and self._calls.get(choice, _Calls()).count:
+            return "tool_calls"
+        return mapped
+
+
+@dataclass
+class _Choice:
+    role: str = "assistant"
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    logprobs: list[Any] = field(default_factory=list)
+    finish_reason: str | None = None
+
+
+class CompletionBuilder:
+    """Normalised chunks in, one `chat.completion` out."""
+
+    def __init__(self) -> None:
+        self._choices: dict[int, _Choice] = {}
+        self._first: dict[str, Any] | None = None
+        self.usage: dict[str, Any] | None = None
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        self._first = self._first or chunk
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for raw in chunk.get("choices", []):
+            choice = self._choices.setdefault(raw["index"], _Choice())
+            delta = raw.get("delta") or {}
+            choice.role = delta.get("role") or choice.role
+            if delta.get("content"):
+                choice.content.append(delta["content"])
+            if delta.get("reasoning_content"):
+                choice.reasoning.append(delta["reasoning_content"])
+            for call in delta.get("tool_calls") or []:
+                existing = choice.tool_calls.get(call["index"])
+                if existing is None:
+                    choice.tool_calls[call["index"]] = {
+                        "id": call.get("id") or _call_id(),
+                        "type": "function",
+                        "function": {
+                            "name": call["function"].get("name", ""),
+                            "arguments": call["function"].get("arguments", ""),
+                        },
+                    }
+                else:
+                    existing["function"]["arguments"] += call["function"].get("arguments", "")
+            logprobs = raw.get("logprobs")
+            if isinstance(logprobs, dict) and logprobs.get("content"):
+                choice.logprobs.extend(logprobs["content"])
+            choice.finish_reason = raw.get("finish_reason") or choice.finish_reason
+
+    def result(self, model: str) -> dict[str, Any]:
+        first = self._first or {}
+        choices = []
+        for index in sorted(self._choices) or [0]:
+            choice = self._choices.get(index, _Choice())
+            calls = [choice.tool_calls[i] for i in sorted(choice.tool_calls)]
+            message: dict[str, Any] = {
+                "role": choice.role,
+                "content": "".join(choice.content) if choice.content or not calls else None,
+            }
+            if choice.reasoning:
+                message["reasoning_content"] = "".join(choice.reasoning)
+            if calls:
+                message["tool_calls"] = calls
+            choices.append(
+                {
+                    "index": index,
+                    "message": message,
+                    "logprobs": {"content": choice.logprobs} if choice.logprobs else None,
+                    "finish_reason": choice.finish_reason or "stop",
+                }
+            )
+        completion: dict[str, Any] = {
+            "id": first.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": first.get("created") or int(time.time()),
+            "model": model,
+            "choices": choices,
+        }
+        if first.get("system_fingerprint"):
+            completion["system_fingerprint"] = first["system_fingerprint"]
+        if self.usage:
+            completion["usage"] = self.usage
+        return completion
