@@ -39,6 +39,151 @@ def serve(
     raise typer.Exit(run_local(host, port, api_key, models, invoke_timeout))
 
 
+Prefix = Annotated[
+    str, typer.Option(help="Stack name prefix (`emd:prefix` in cdk.json).", show_default=True)
+]
+Region = Annotated[
+    str | None,
+    typer.Option(help="AWS region (default: from the AWS config).", show_default=False),
+]
+ShowKey = Annotated[bool, typer.Option("--show-key", help="Print keys in full.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+Local = Annotated[
+    bool, typer.Option("--local", help="The local `emd serve` instead of a deployment.")
+]
+
+
+@app.command()
+def status(
+    *,
+    prefix: Prefix = "EMD",
+    region: Region = None,
+    show_key: ShowKey = False,
+    as_json: AsJson = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Refresh until every endpoint is InService or Failed.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option(min=0, help="Seconds between refreshes with --watch.")
+    ] = 15.0,
+    local: Local = False,
+) -> None:
+    """Where the deployed API is, its key, and whether each model is ready."""
+    from .status_cmd import run_status
+
+    raise typer.Exit(
+        run_status(
+            prefix=prefix,
+            region=region,
+            show_key=show_key,
+            as_json=as_json,
+            watching=watch,
+            interval=interval,
+            local=local,
+        )
+    )
+
+
+keys_app = typer.Typer(
+    help="Manage API keys: the deployment's secret, or keys.json of `emd serve` (--local).",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("list")
+def keys_list(
+    prefix: Prefix = "EMD",
+    region: Region = None,
+    local: Local = False,
+    show_key: ShowKey = False,
+    as_json: AsJson = False,
+) -> None:
+    """Names, scopes and (masked) keys."""
+    from . import keys_cmd
+
+    raise typer.Exit(
+        keys_cmd.run(
+            lambda: keys_cmd.list_keys(
+                keys_cmd.Target(local=local, prefix=prefix, region=region), show_key, as_json
+            )
+        )
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Name of the new key (shows up in logs).")],
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--models",
+            "--model",
+            "-m",
+            help="Model ids this key may use (repeatable or comma-separated; default: all).",
+            show_default=False,
+        ),
+    ] = None,
+    prefix: Prefix = "EMD",
+    region: Region = None,
+    local: Local = False,
+) -> None:
+    """Create a key and print it (once)."""
+    from . import keys_cmd
+    from .keys import split_models
+
+    raise typer.Exit(
+        keys_cmd.run(
+            lambda: keys_cmd.create(
+                keys_cmd.Target(local=local, prefix=prefix, region=region),
+                name,
+                split_models(models),
+            )
+        )
+    )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    name: Annotated[str, typer.Argument(help="Name of the key to revoke.")],
+    prefix: Prefix = "EMD",
+    region: Region = None,
+    local: Local = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow revoking the last key (locks every client out).")
+    ] = False,
+) -> None:
+    """Revoke a key; it stops working once the gateway's key cache expires."""
+    from . import keys_cmd
+
+    raise typer.Exit(
+        keys_cmd.run(
+            lambda: keys_cmd.revoke(
+                keys_cmd.Target(local=local, prefix=prefix, region=region), name, force
+            )
+        )
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    name: Annotated[str, typer.Argument(help="Name of the key to replace.")],
+    prefix: Prefix = "EMD",
+    region: Region = None,
+    local: Local = False,
+) -> None:
+    """Replace a key with a new one (same name and scope) and print it (once)."""
+    from . import keys_cmd
+
+    raise typer.Exit(
+        keys_cmd.run(
+            lambda: keys_cmd.rotate(
+                keys_cmd.Target(local=local, prefix=prefix, region=region), name
+            )
+        )
+    )
+
+
 @app.callback()
 def main() -> None:
     """EMD gateway command line."""

@@ -7,8 +7,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# The name `--api-key` / EMD_API_KEY goes by next to the keys of keys.json (it wins
+# over a saved key of the same name).
+OVERRIDE_KEY_NAME = "cli"
+# How often `emd serve` re-reads keys.json: a local file read is cheap, so changes made
+# with `emd keys --local` apply almost at once (EMD_KEY_CACHE_SECONDS overrides it).
+LOCAL_KEY_TTL_SECONDS = 2.0
 
 
 def config_dir() -> Path:
@@ -51,6 +59,23 @@ def local_key() -> tuple[str, bool]:
     key = generate_key()
     write_private(path, {**keys, "default": key})
     return key, True
+
+
+def local_keys_loader(override: str | None = None) -> Callable[[], dict[str, Any]]:
+    """Loads keys.json afresh on each call (so `emd keys --local` changes reach a
+    running `emd serve`), plus the override key; a missing file is no keys."""
+    path = keys_path()
+
+    def load() -> dict[str, Any]:
+        try:
+            document = json.loads(path.read_text())
+        except FileNotFoundError:
+            document = {}
+        if not isinstance(document, dict):
+            raise ValueError(f"{path} does not hold a JSON object")
+        return {**document, OVERRIDE_KEY_NAME: override} if override else document
+
+    return load
 
 
 def serve_state_path() -> Path:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from emd_proxy.app import create_app
-from emd_proxy.auth import KeyStore
+from emd_proxy.auth import KeyStore, parse_key_document
 from emd_proxy.settings import Settings
 
 from . import config
@@ -43,10 +43,17 @@ def run_local(
     display_host = f"[{host}]" if ":" in host else host
     base_url = f"http://{display_host}:{bound_port}/v1"
 
+    override = api_key
     key_note = "from --api-key / EMD_API_KEY"
-    if not api_key:
-        api_key, created = config.local_key()
-        key_note = f"{'new, ' if created else ''}saved in {config.keys_path()}"
+    try:
+        if not api_key:
+            api_key, created = config.local_key()
+            key_note = f"{'new, ' if created else ''}saved in {config.keys_path()}"
+        keys = _local_keys(override)
+    except (OSError, ValueError) as exc:
+        sock.close()
+        err.print(f"[red]emd serve: cannot use the keys in {config.keys_path()}: {exc}[/red]")
+        return 1
 
     try:
         stack = LocalStack(model_ids, invoke_timeout=invoke_timeout).start()
@@ -56,7 +63,7 @@ def run_local(
         return 1
     point_boto3_at(stack.emulator_url)
     settings = Settings.from_env()
-    app = create_app(settings, registry=stack.registry, keys=KeyStore.static({"default": api_key}))
+    app = create_app(settings, registry=stack.registry, keys=keys)
     config.write_serve_state(
         {"base_url": base_url, "pid": os.getpid(), "emulator_url": stack.emulator_url}
     )
@@ -71,6 +78,16 @@ def run_local(
         config.clear_serve_state(os.getpid())
         err.print(f"emd serve: stopped ({time.perf_counter() - stopping:.2f} s to shut down)")
     return 0
+
+
+def _local_keys(override: str | None) -> KeyStore:
+    """keys.json re-read every few seconds (so `emd keys --local` needs no restart),
+    merged with the --api-key / EMD_API_KEY key (named `cli`). Checked once here so a
+    broken file fails at start, not on the first request."""
+    load = config.local_keys_loader(override)
+    parse_key_document(load())
+    raw_ttl = os.environ.get("EMD_KEY_CACHE_SECONDS")
+    return KeyStore(load, ttl=float(raw_ttl) if raw_ttl else config.LOCAL_KEY_TTL_SECONDS)
 
 
 class _LocalServer(uvicorn.Server):

@@ -19,6 +19,8 @@ KEYS = {"default": KEY, "echo-only": {"key": SCOPED_KEY, "models": ["echo/local"
 ECHO = "echo/local"
 SMOL = "SmolLM2-135M-Instruct/local"
 E5 = "multilingual-e5-small/local"
+# One model per chat engine contract: vLLM (echo), TGI and LMI (wire-faithful fakes).
+CHAT_ENGINES = [ECHO]
 WHISPER = "whisper-tiny.en/local"
 GHOST = "ghost/local"  # registered, but no endpoint exists behind it
 RAW = "echo-raw/local"  # the echo endpoint, reachable through /v1/invocations

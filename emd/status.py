@@ -1,0 +1,231 @@
+"""`emd status`: what is deployed under a prefix and whether it is ready.
+
+Reads the API stack's and the model stacks' outputs (DESIGN.md "AWS shape"), the
+secret's `default` key, and each endpoint's live state from DescribeEndpoint."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from emd_proxy.registry import endpoint_name
+
+from .aws import Aws, Stack, api_stack_name, aws_errors, error_code, find_deployment, first_failure
+from .errors import CliError
+from .keys import default_key, mask
+
+MISSING = "Missing"  # not a SageMaker status: DescribeEndpoint found no such endpoint
+SETTLED_ENDPOINT = ("InService", "Failed")
+JSON_FIELDS = (
+    "id",
+    "families",
+    "engine",
+    "instance_type",
+    "instance_count",
+    "endpoint_name",
+    "endpoint_status",
+    "failure_reason",
+    "stack_name",
+    "stack_status",
+    "created",
+)
+
+
+@dataclass
+class ModelStatus:
+    id: str | None  # None while the stack has no outputs yet (first creation)
+    families: list[str]
+    engine: str | None
+    instance_type: str | None
+    instance_count: int | None
+    endpoint_name: str
+    endpoint_status: str
+    failure_reason: str | None
+    stack_name: str
+    stack_status: str
+    created: str | None  # the endpoint's creation time, ISO 8601 UTC
+    desired_count: int | None = None  # differs from instance_count while scaling
+    stack_in_progress: bool = False
+
+
+@dataclass
+class StatusReport:
+    prefix: str
+    region: str
+    base_url: str | None
+    api_key: str | None
+    api_key_secret_arn: str | None
+    models: list[ModelStatus]
+    api_stack_status: str | None = None
+    problems: list[str] = field(default_factory=list)  # each makes the exit code 1
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self, show_key: bool) -> dict[str, Any]:
+        return {
+            "prefix": self.prefix,
+            "region": self.region,
+            "base_url": self.base_url,
+            "api_key": self.api_key if show_key else mask(self.api_key),
+            "api_key_secret_arn": self.api_key_secret_arn,
+            "models": [{k: asdict(m)[k] for k in JSON_FIELDS} for m in self.models],
+        }
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left to wait for: every endpoint is InService or Failed, or cannot
+        change without a new deployment (missing after its stack finished)."""
+        if self.api_stack_status and self.api_stack_status.endswith("_IN_PROGRESS"):
+            return False
+        for model in self.models:
+            if model.stack_in_progress:
+                return False
+            if model.endpoint_status not in (*SETTLED_ENDPOINT, MISSING):
+                return False
+        return True
+
+
+def collect(aws: Aws, prefix: str) -> StatusReport:
+    deployment = find_deployment(aws, prefix)
+    if deployment.api is None and not deployment.models:
+        raise CliError(
+            f"no stacks named {api_stack_name(prefix)} or {prefix}-Model-* in {aws.region}: "
+            "deploy with `cdk deploy --all` (or pass the right --prefix / --region)"
+        )
+    report = StatusReport(prefix, aws.region, None, None, None, [])
+    api = deployment.api
+    if api is None:
+        report.problems.append(
+            f"the API stack {api_stack_name(prefix)} was not found in {aws.region}: "
+            "deploy it with `cdk deploy --all`"
+        )
+    else:
+        report.api_stack_status = api.status
+        report.base_url = api.outputs.get("BaseURL")
+        report.api_key_secret_arn = api.outputs.get("ApiKeySecretArn")
+        if api.failed:
+            report.problems.append(stack_problem(aws, api))
+        secret_id = report.api_key_secret_arn or api.outputs.get("ApiKeySecretName")
+        if secret_id:
+            report.api_key = _read_default_key(aws, secret_id, report.warnings)
+    for stack in deployment.models:
+        model = model_status(aws, stack)
+        report.models.append(model)
+        report.problems.extend(_model_problems(aws, stack, model))
+    return report
+
+
+def model_status(aws: Aws, stack: Stack) -> ModelStatus:
+    out = stack.outputs
+    endpoint = out.get("EndpointName") or _endpoint_from_stack(stack.name)
+    live = _describe_endpoint(aws, endpoint)
+    variants = live.get("ProductionVariants") or []
+    current = [v["CurrentInstanceCount"] for v in variants if "CurrentInstanceCount" in v]
+    desired = [v["DesiredInstanceCount"] for v in variants if "DesiredInstanceCount" in v]
+    created = live.get("CreationTime")
+    return ModelStatus(
+        id=out.get("ModelId"),
+        families=[f.strip() for f in out.get("Families", "").split(",") if f.strip()],
+        engine=out.get("Engine"),
+        instance_type=out.get("InstanceType"),
+        instance_count=sum(current) if current else None,
+        endpoint_name=endpoint,
+        endpoint_status=live.get("EndpointStatus", MISSING),
+        failure_reason=live.get("FailureReason"),
+        stack_name=stack.name,
+        stack_status=stack.status,
+        created=_iso(created) if isinstance(created, datetime) else None,
+        desired_count=sum(desired) if desired else None,
+        stack_in_progress=stack.in_progress,
+    )
+
+
+def stack_problem(aws: Aws, stack: Stack) -> str:
+    message = f"stack {stack.name} is {stack.status}"
+    if stack.reason:
+        message += f": {stack.reason}"
+    try:
+        cause = first_failure(aws, stack.name)
+    except CliError:
+        cause = None  # the events are a bonus; the status itself is the problem
+    if cause:
+        message += f"; first failure: {cause}"
+    return message
+
+
+def watch(
+    aws: Aws,
+    prefix: str,
+    interval: float,
+    on_update: Callable[[StatusReport], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> StatusReport:
+    """Polls until the report is settled; each report goes to `on_update`."""
+    while True:
+        report = collect(aws, prefix)
+        on_update(report)
+        if report.settled:
+            return report
+        sleep(interval)
+
+
+def dumps(report: StatusReport, show_key: bool) -> str:
+    return json.dumps(report.to_json(show_key), indent=2)
+
+
+def _model_problems(aws: Aws, stack: Stack, model: ModelStatus) -> list[str]:
+    label = model.id or stack.name
+    if stack.failed:
+        return [f"{label}: {stack_problem(aws, stack)}"]
+    if model.endpoint_status == "Failed":
+        reason = model.failure_reason or "no reason given"
+        return [f"{label}: endpoint {model.endpoint_name} failed: {reason}"]
+    if model.endpoint_status == MISSING and not stack.in_progress:
+        return [
+            f"{label}: endpoint {model.endpoint_name} does not exist although stack "
+            f"{stack.name} is {stack.status}: redeploy with `cdk deploy {stack.name}`"
+        ]
+    return []
+
+
+def _describe_endpoint(aws: Aws, name: str) -> dict[str, Any]:
+    try:
+        with aws_errors():
+            return dict(aws.client("sagemaker").describe_endpoint(EndpointName=name))
+    except CliError as exc:
+        # SageMaker answers "Could not find endpoint" with a ValidationException.
+        if error_code(exc) in ("ValidationException", "ValidationError"):
+            return {}
+        raise
+
+
+def _read_default_key(aws: Aws, secret_id: str, warnings: list[str]) -> str | None:
+    """The key is a convenience: without it (no permission, bad JSON) status still works."""
+    try:
+        with aws_errors():
+            value = aws.client("secretsmanager").get_secret_value(SecretId=secret_id)
+        document = json.loads(value.get("SecretString") or "{}")
+    except CliError as exc:
+        warnings.append(f"cannot read the API key from {secret_id}: {exc}")
+        return None
+    except ValueError:
+        warnings.append(f"the secret {secret_id} does not hold JSON")
+        return None
+    key = default_key(document) if isinstance(document, dict) else None
+    if key is None:
+        warnings.append(f"the secret {secret_id} has no `default` key (see `emd keys list`)")
+    return key
+
+
+def _endpoint_from_stack(stack_name: str) -> str:
+    """Before its outputs exist, a model stack's endpoint follows from its name:
+    `<prefix>-Model-<slug>` serves `emd-<slug>` (both slugged the same way)."""
+    slug = stack_name.split("-Model-", 1)[-1]
+    return endpoint_name(slug, "")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,85 @@
+"""How `emd status` looks in a terminal: a header with the base URL and key, a model
+table, and the problems as one line each on stderr."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from .keys import mask
+from .status import MISSING, ModelStatus, StatusReport
+
+_STATUS_STYLE = {"InService": "green", "Failed": "red", MISSING: "red"}
+
+
+def stdout_console() -> Console:
+    # Wide when piped, so scripts and tests see whole cells instead of "…".
+    # emoji=False: ARNs contain ":secret:", which rich would turn into an emoji.
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200, emoji=False)
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
+
+
+def render(report: StatusReport, show_key: bool) -> RenderableType:
+    key = report.api_key if show_key else mask(report.api_key)
+    lines = [
+        Text.assemble(("EMD gateway ", "bold"), f"{report.prefix} in {report.region}"),
+        Text.assemble("Base URL: ", (report.base_url or "(not available yet)", "cyan")),
+        Text(
+            f"API key:  {key or '(not available)'}"
+            + ("" if show_key or not key else "  (--show-key prints it)")
+        ),
+    ]
+    return Group(*lines, model_table(report.models))
+
+
+def model_table(models: list[ModelStatus]) -> Table:
+    table = Table(title="Models", title_justify="left")
+    for column in ("model", "families", "engine", "instance", "endpoint", "stack", "created"):
+        table.add_column(column)
+    for m in models:
+        # Text cells: values from AWS are never read as rich markup.
+        table.add_row(
+            Text(m.id) if m.id else Text(m.stack_name, style="dim"),
+            Text(", ".join(m.families) or "-"),
+            Text(m.engine or "-"),
+            Text(_instance(m)),
+            Text(m.endpoint_status, style=_STATUS_STYLE.get(m.endpoint_status, "yellow")),
+            Text(m.stack_status),
+            Text(m.created.replace("T", " ").replace("Z", " UTC") if m.created else "-"),
+        )
+    return table
+
+
+def progress_line(report: StatusReport) -> str:
+    """One line per poll when the screen cannot be redrawn (piped, or --json)."""
+    counts: dict[str, int] = {}
+    for m in report.models:
+        counts[m.endpoint_status] = counts.get(m.endpoint_status, 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no models"
+    state = "done" if report.settled else "waiting"
+    return f"emd status: {state}: {summary}"
+
+
+def print_problems(err: Console, report: StatusReport) -> None:
+    for warning in report.warnings:
+        err.print(f"[yellow]emd status: warning: {escape(warning)}[/yellow]")
+    for problem in report.problems:
+        err.print(f"[red]emd status: {escape(problem)}[/red]")
+
+
+def _instance(m: ModelStatus) -> str:
+    if not m.instance_type:
+        return "-"
+    if m.instance_count is None:
+        return m.instance_type
+    text = f"{m.instance_type} x {m.instance_count}"
+    if m.desired_count is not None and m.desired_count != m.instance_count:
+        text += f" (scaling to {m.desired_count})"
+    return text

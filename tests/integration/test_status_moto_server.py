@@ -1,0 +1,213 @@
+"""`emd status` and `emd keys` as users run them: real subprocesses talking to moto as
+a server (ThreadedMotoServer on 127.0.0.1, AWS_ENDPOINT_URL pointing at it) with dummy
+credentials. The deployment is created with boto3; the states moto cannot reach are
+set on its backend objects, which the threaded server shares with this process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import boto3
+import httpx
+import pytest
+from moto.server import ThreadedMotoServer
+
+from tests.moto_deployment import (
+    AWS_ENV_TO_CLEAR,
+    BASE_URL,
+    DEFAULT_KEY,
+    DUMMY_AWS_ENV,
+    REGION,
+    ModelSpec,
+    deploy,
+    endpoint_name,
+    set_endpoint,
+    set_stack,
+    stack_name,
+)
+
+QWEN = ModelSpec("Qwen3-8B/dev", instance_type="ml.p3.2xlarge")
+BGE = ModelSpec("bge-m3/dev", engine="tei", families=("embeddings", "rerank"), instance_count=2)
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def env(moto_url, monkeypatch, tmp_path) -> dict[str, str]:
+    """The environment of the `emd` subprocesses; this process uses it too (for boto3)."""
+    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
+    for name in AWS_ENV_TO_CLEAR:
+        monkeypatch.delenv(name, raising=False)
+    values = {
+        **DUMMY_AWS_ENV,
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "EMD_CONFIG_DIR": str(tmp_path / "emd-config"),
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return {k: v for k, v in os.environ.items() if k not in AWS_ENV_TO_CLEAR} | values
+
+
+def emd(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "emd", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_status_json_against_a_moto_server(env) -> None:
+    arn = deploy([QWEN, BGE])
+    set_endpoint(endpoint_name(BGE.model_id), "Creating", current=0, desired=2)
+    done = emd(env, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    document = json.loads(done.stdout)
+    models = document.pop("models")
+    assert document == {
+        "prefix": "EMD",
+        "region": REGION,
+        "base_url": BASE_URL,
+        "api_key": "sk-e…Xy9",
+        "api_key_secret_arn": arn,
+    }
+    by_id = {m["id"]: m for m in models}
+    created = {m["id"]: m.pop("created") for m in models}
+    assert all(value and value.endswith("Z") for value in created.values())
+    assert by_id["Qwen3-8B/dev"] == {
+        "id": "Qwen3-8B/dev",
+        "families": ["chat"],
+        "engine": "vllm",
+        "instance_type": "ml.p3.2xlarge",
+        "instance_count": 1,
+        "endpoint_name": "emd-qwen3-8b-dev",
+        "endpoint_status": "InService",
+        "failure_reason": None,
+        "stack_name": "EMD-Model-qwen3-8b-dev",
+        "stack_status": "CREATE_COMPLETE",
+    }
+    assert by_id["bge-m3/dev"] == {
+        "id": "bge-m3/dev",
+        "families": ["embeddings", "rerank"],
+        "engine": "tei",
+        "instance_type": "ml.g4dn.xlarge",
+        "instance_count": 0,
+        "endpoint_name": "emd-bge-m3-dev",
+        "endpoint_status": "Creating",
+        "failure_reason": None,
+        "stack_name": "EMD-Model-bge-m3-dev",
+        "stack_status": "CREATE_COMPLETE",
+    }
+    shown = json.loads(emd(env, "status", "--json", "--show-key").stdout)
+    assert shown["api_key"] == DEFAULT_KEY
+
+
+def test_status_table_against_a_moto_server(env) -> None:
+    deploy([QWEN])
+    done = emd(env, "status")
+    assert done.returncode == 0, done.stderr
+    assert f"Base URL: {BASE_URL}" in done.stdout
+    assert "sk-e…Xy9" in done.stdout
+    row = next(line for line in done.stdout.splitlines() if "Qwen3-8B/dev" in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[:6] == [
+        "Qwen3-8B/dev",
+        "chat",
+        "vllm",
+        "ml.p3.2xlarge x 1",
+        "InService",
+        "CREATE_COMPLETE",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        (lambda: None, "no stacks named EMD-API or EMD-Model-* in us-east-1"),
+        (
+            lambda: (
+                deploy([QWEN]),
+                set_stack(stack_name("EMD", QWEN.model_id), "ROLLBACK_COMPLETE", "Quota"),
+            ),
+            "stack EMD-Model-qwen3-8b-dev is ROLLBACK_COMPLETE: Quota",
+        ),
+        (
+            lambda: (
+                deploy([QWEN]),
+                set_endpoint(endpoint_name(QWEN.model_id), "Failed", reason="OOM"),
+            ),
+            "endpoint emd-qwen3-8b-dev failed: OOM",
+        ),
+        (
+            lambda: (
+                deploy([QWEN]),
+                boto3.client("sagemaker", region_name=REGION).delete_endpoint(
+                    EndpointName=endpoint_name(QWEN.model_id)
+                ),
+            ),
+            "endpoint emd-qwen3-8b-dev does not exist",
+        ),
+    ],
+    ids=["no-stacks", "rollback", "endpoint-failed", "endpoint-missing"],
+)
+def test_status_errors_are_one_line_with_exit_code_1(env, setup, expected) -> None:
+    setup()
+    done = emd(env, "status", "--json")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("emd status: ")
+    assert expected in line
+
+
+def test_status_without_credentials(env) -> None:
+    bare = {k: v for k, v in env.items() if not k.startswith(("AWS_ACCESS", "AWS_SECRET"))}
+    bare.pop("AWS_SESSION_TOKEN", None)
+    done = emd(bare, "status")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("emd status: no AWS credentials found")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_keys_round_trip_against_a_moto_server(env) -> None:
+    arn = deploy([QWEN, BGE])
+    client = boto3.client("secretsmanager", region_name=REGION)
+
+    def stored() -> dict:
+        return json.loads(client.get_secret_value(SecretId=arn)["SecretString"])
+
+    created = emd(env, "keys", "create", "--name", "ci", "--models", "bge-m3/dev")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert stored()["ci"] == {"key": key, "models": ["bge-m3/dev"]}
+
+    listed = json.loads(emd(env, "keys", "list", "--json").stdout)
+    assert listed == [
+        {"name": "ci", "models": ["bge-m3/dev"], "key": f"sk-e…{key[-3:]}"},
+        {"name": "default", "models": None, "key": "sk-e…Xy9"},
+    ]
+    rotated = emd(env, "keys", "rotate", "ci").stdout.strip()
+    assert stored()["ci"] == {"key": rotated, "models": ["bge-m3/dev"]}
+    assert emd(env, "keys", "revoke", "ci").returncode == 0
+    assert stored() == {"default": DEFAULT_KEY}
+    last = emd(env, "keys", "revoke", "default")
+    assert last.returncode == 1
+    assert "last key" in last.stderr
