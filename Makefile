@@ -6,8 +6,18 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+# The CDK CLI pinned in package.json; installed for `make test` and `make synth` only
+# (`make serve` needs no Node).
+NPM_STAMP := node_modules/.emd-installed
+# The project's Python first on PATH: cdk.json runs `python3 app.py`.
+CDK := PATH="$(CURDIR)/$(BIN):$$PATH" npx --no-install cdk
 
-.PHONY: serve test lint format clean
+.PHONY: serve test lint format clean synth deploy
+
+# jsii's Node end-of-life banner and the CLI's telemetry have no place in tests or in
+# a synth on a machine that may be offline.
+test synth deploy: export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION = 20
+test synth deploy: export CDK_DISABLE_CLI_TELEMETRY = true
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -25,10 +35,14 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 	$(PIP) install -r requirements-dev.txt
 	@touch $@
 
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
 serve: $(VENV)/.installed
 	$(BIN)/emd serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed $(NPM_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
@@ -41,5 +55,12 @@ format: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# `cdk synth` with the context of cdk.json; add CDK options with ARGS="-c ...".
+synth: $(VENV)/.dev-installed $(NPM_STAMP)
+	$(CDK) synth --no-notices $(ARGS)
+
+deploy: $(VENV)/.dev-installed $(NPM_STAMP)
+	$(CDK) deploy --all --no-notices $(ARGS)
+
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache .ruff_cache
+	rm -rf $(VENV) cdk.out node_modules .pytest_cache .ruff_cache

@@ -1,0 +1,369 @@
+"""The model catalog: every model `cdk deploy` can serve, as data.
+
+Each entry says which container serves the model (image, environment, host AMI),
+what it can do (families, features), where it fits (GPU instance types) and how long
+SageMaker should wait for it. Images, environment variables and sizes come from
+shared/notes/containers.md (sources there); nothing here is guessed, and model quirks
+never leak into code as `if` statements.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from emd_proxy.registry import Engine, Family, Features
+
+from .images import (
+    AMI_CUDA_12,
+    AMI_CUDA_13,
+    LMI,
+    TEI,
+    TGI,
+    VLLM,
+    WHISPERX,
+    CatalogError,
+    ContainerImage,
+)
+
+
+class InstanceType(BaseModel):
+    """A SageMaker GPU instance type and the facts deployments depend on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    gpus: int
+    gpu_memory_gib: int  # per GPU
+
+    @property
+    def volume_size_supported(self) -> bool:
+        return volume_size_supported(self.name)
+
+
+def volume_size_supported(instance_type: str) -> bool:
+    """Whether a ProductionVariant may set VolumeSizeInGB on this instance type.
+
+    SageMaker rejects it ("VolumeSize parameter is not allowed for the selected
+    Instance type") on instances with local NVMe storage: families with a `d` (g4dn,
+    p4d...) and g5, g6, g6e, p5, trn1 (the SageMaker SDK's `volume_size_supported`)."""
+    family = instance_type.removeprefix("ml.").split(".", 1)[0]
+    if "d" in family:
+        return False
+    return not family.startswith(("g5", "g6", "p5", "trn1"))
+
+
+def _instances(*specs: tuple[str, int, int]) -> dict[str, InstanceType]:
+    return {
+        name: InstanceType(name=name, gpus=gpus, gpu_memory_gib=mem) for name, gpus, mem in specs
+    }
+
+
+# GPU counts and memory per GPU (containers.md section 6: SDK instance_gpu_info.json;
+# g6e counts from third-party code).
+INSTANCE_TYPES: dict[str, InstanceType] = _instances(
+    ("ml.g4dn.xlarge", 1, 16),
+    ("ml.g4dn.2xlarge", 1, 16),
+    ("ml.g5.xlarge", 1, 24),
+    ("ml.g5.2xlarge", 1, 24),
+    ("ml.g5.4xlarge", 1, 24),
+    ("ml.g5.12xlarge", 4, 24),
+    ("ml.g5.48xlarge", 8, 24),
+    ("ml.g6.xlarge", 1, 24),
+    ("ml.g6.2xlarge", 1, 24),
+    ("ml.g6.4xlarge", 1, 24),
+    ("ml.g6.12xlarge", 4, 24),
+    ("ml.g6.48xlarge", 8, 24),
+    ("ml.g6e.xlarge", 1, 48),
+    ("ml.g6e.2xlarge", 1, 48),
+    ("ml.g6e.4xlarge", 1, 48),
+    ("ml.g6e.12xlarge", 4, 48),
+)
+
+# The environment variable that sets tensor parallelism, per engine: it follows the
+# instance's GPU count, so a bigger instance is used whole. TEI and WhisperX run on
+# one GPU.
+TENSOR_PARALLEL_ENV: dict[Engine, str] = {
+    "vllm": "SM_VLLM_TENSOR_PARALLEL_SIZE",
+    "lmi": "OPTION_TENSOR_PARALLEL_DEGREE",
+    "tgi": "SM_NUM_GPUS",
+}
+
+
+class CatalogModel(BaseModel):
+    """One deployable model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="public model name; ids are `<model>/<tag>`")
+    hf_model_id: str
+    families: list[Family]
+    engine: Engine
+    image: ContainerImage
+    # Container environment without tensor parallelism (added per instance type).
+    environment: dict[str, str]
+    default_instance_type: str
+    instance_types: list[str]
+    features: Features = Field(default_factory=Features)
+    max_model_len: int | None = None
+    inference_ami_version: str | None = None
+    # Seconds SageMaker waits for the container's first good /ping (weights download
+    # from the Hugging Face Hub and load in this window) and for model data from S3.
+    startup_health_check_timeout: int = Field(ge=60, le=3600)
+    model_download_timeout: int = Field(default=600, ge=60, le=3600)
+    # Only used where the instance type allows VolumeSizeInGB.
+    volume_size_gb: int | None = Field(default=None, ge=1, le=512)
+    # Target tracking: invocations per instance per minute.
+    invocations_per_instance_target: float = Field(gt=0)
+    # Request defaults the proxy applies (a client's own value wins); empty means the
+    # engine's own defaults.
+    defaults: dict[str, object] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> CatalogModel:
+        unknown = [t for t in self.instance_types if t not in INSTANCE_TYPES]
+        if unknown:
+            raise ValueError(f"{self.model}: instance types missing from INSTANCE_TYPES: {unknown}")
+        if self.default_instance_type not in self.instance_types:
+            raise ValueError(f"{self.model}: default instance type is not in instance_types")
+        tp = TENSOR_PARALLEL_ENV.get(self.engine)
+        if tp and tp in self.environment:
+            raise ValueError(f"{self.model}: {tp} is set per instance type, not in environment")
+        return self
+
+    def instance(self, instance_type: str | None = None) -> InstanceType:
+        name = instance_type or self.default_instance_type
+        if name not in self.instance_types:
+            raise CatalogError(
+                f"instance type {name!r} is not supported for {self.model}; "
+                f"choose one of: {', '.join(self.instance_types)}"
+            )
+        return INSTANCE_TYPES[name]
+
+    def container_environment(self, instance: InstanceType) -> dict[str, str]:
+        env = dict(self.environment)
+        tp = TENSOR_PARALLEL_ENV.get(self.engine)
+        if tp:
+            env[tp] = str(instance.gpus)
+        return env
+
+
+_VLLM_24GB = ["ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge", "ml.g6.2xlarge", "ml.g6e.xlarge"]
+_48GB_OR_4_GPUS = [
+    "ml.g6e.xlarge",
+    "ml.g6e.2xlarge",
+    "ml.g6e.4xlarge",
+    "ml.g5.12xlarge",
+    "ml.g6.12xlarge",
+    "ml.g6e.12xlarge",
+]
+# TEI's GPU image is built for Ampere and newer (A10G, L4, L40S); T4 (g4dn) needs a
+# different build.
+_TEI_INSTANCES = ["ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge", "ml.g6.2xlarge", "ml.g6e.xlarge"]
+
+
+def _vllm_env(hf_model_id: str, max_model_len: int, **extra: str) -> dict[str, str]:
+    return {"SM_VLLM_MODEL": hf_model_id, "SM_VLLM_MAX_MODEL_LEN": str(max_model_len), **extra}
+
+
+_TOOLS_HERMES = {"SM_VLLM_ENABLE_AUTO_TOOL_CHOICE": "true", "SM_VLLM_TOOL_CALL_PARSER": "hermes"}
+
+_MODELS: list[CatalogModel] = [
+    # Small instruct chat model: 4B bf16 (~8 GB) on one 24 GB GPU with room for a 32k
+    # KV cache.
+    CatalogModel(
+        model="Qwen3-4B-Instruct-2507",
+        hf_model_id="Qwen/Qwen3-4B-Instruct-2507",
+        families=["chat", "invocations"],
+        engine="vllm",
+        image=VLLM,
+        environment=_vllm_env("Qwen/Qwen3-4B-Instruct-2507", 32768, **_TOOLS_HERMES),
+        max_model_len=32768,
+        default_instance_type="ml.g5.xlarge",
+        instance_types=[*_VLLM_24GB, "ml.g5.12xlarge", "ml.g6.12xlarge"],
+        features=Features(tools=True),
+        inference_ami_version=AMI_CUDA_13,
+        startup_health_check_timeout=1200,
+        invocations_per_instance_target=60,
+    ),
+    # Mid-size instruct chat model: 14B bf16 (~30 GB) needs one 48 GB GPU (g6e) or
+    # four 24 GB GPUs.
+    CatalogModel(
+        model="Qwen2.5-14B-Instruct",
+        hf_model_id="Qwen/Qwen2.5-14B-Instruct",
+        families=["chat", "invocations"],
+        engine="vllm",
+        image=VLLM,
+        environment=_vllm_env("Qwen/Qwen2.5-14B-Instruct", 32768, **_TOOLS_HERMES),
+        max_model_len=32768,
+        default_instance_type="ml.g6e.2xlarge",
+        instance_types=_48GB_OR_4_GPUS,
+        features=Features(tools=True),
+        inference_ami_version=AMI_CUDA_13,
+        startup_health_check_timeout=1800,
+        invocations_per_instance_target=30,
+    ),
+    # Vision-language model: 8B plus the vision tower and image profiling; a 48 GB GPU
+    # keeps a 32k context.
+    CatalogModel(
+        model="Qwen3-VL-8B-Instruct",
+        hf_model_id="Qwen/Qwen3-VL-8B-Instruct",
+        families=["chat", "invocations"],
+        engine="vllm",
+        image=VLLM,
+        environment=_vllm_env("Qwen/Qwen3-VL-8B-Instruct", 32768, **_TOOLS_HERMES),
+        max_model_len=32768,
+        default_instance_type="ml.g6e.xlarge",
+        instance_types=_48GB_OR_4_GPUS,
+        features=Features(vision=True, tools=True),
+        inference_ami_version=AMI_CUDA_13,
+        startup_health_check_timeout=1800,
+        invocations_per_instance_target=30,
+    ),
+    # Reasoning model (thinks by default; the qwen3 parser returns the thinking as
+    # `reasoning_content`). 8B bf16 (~16 GB): a 24 GB GPU leaves too little KV cache
+    # for 32k tokens, so the default is a 48 GB GPU.
+    CatalogModel(
+        model="Qwen3-8B",
+        hf_model_id="Qwen/Qwen3-8B",
+        families=["chat", "invocations"],
+        engine="vllm",
+        image=VLLM,
+        environment=_vllm_env(
+            "Qwen/Qwen3-8B", 32768, SM_VLLM_REASONING_PARSER="qwen3", **_TOOLS_HERMES
+        ),
+        max_model_len=32768,
+        default_instance_type="ml.g6e.xlarge",
+        instance_types=_48GB_OR_4_GPUS,
+        features=Features(tools=True, reasoning=True),
+        inference_ami_version=AMI_CUDA_13,
+        startup_health_check_timeout=1800,
+        invocations_per_instance_target=20,
+    ),
+    # Chat on LMI (DJL serving, async vLLM mode: OPTION_ROLLING_BATCH unset). LMI's own
+    # model loading timeout is 1200 s, so the health check waits longer than that.
+    CatalogModel(
+        model="Qwen2.5-7B-Instruct",
+        hf_model_id="Qwen/Qwen2.5-7B-Instruct",
+        families=["chat", "invocations"],
+        engine="lmi",
+        image=LMI,
+        environment={
+            "HF_MODEL_ID": "Qwen/Qwen2.5-7B-Instruct",
+            "OPTION_MAX_MODEL_LEN": "32768",
+            "OPTION_ENABLE_AUTO_TOOL_CHOICE": "true",
+            "OPTION_TOOL_CALL_PARSER": "hermes",
+        },
+        max_model_len=32768,
+        default_instance_type="ml.g5.2xlarge",
+        instance_types=[
+            "ml.g5.2xlarge",
+            "ml.g5.4xlarge",
+            "ml.g6.2xlarge",
+            "ml.g6.4xlarge",
+            "ml.g6e.xlarge",
+            "ml.g5.12xlarge",
+        ],
+        features=Features(tools=True),
+        inference_ami_version=AMI_CUDA_13,
+        startup_health_check_timeout=1800,
+        invocations_per_instance_target=40,
+    ),
+    # Chat on TGI (in maintenance upstream, kept for users who standardised on it).
+    # Prefill and total token limits are set so the launcher's warm-up fits a 24 GB GPU.
+    CatalogModel(
+        model="Qwen2.5-Coder-7B-Instruct",
+        hf_model_id="Qwen/Qwen2.5-Coder-7B-Instruct",
+        families=["chat", "invocations"],
+        engine="tgi",
+        image=TGI,
+        environment={
+            "HF_MODEL_ID": "Qwen/Qwen2.5-Coder-7B-Instruct",
+            "MAX_INPUT_TOKENS": "8192",
+            "MAX_TOTAL_TOKENS": "16384",
+            "MAX_BATCH_PREFILL_TOKENS": "8192",
+        },
+        max_model_len=16384,
+        default_instance_type="ml.g5.2xlarge",
+        instance_types=[
+            "ml.g5.2xlarge",
+            "ml.g5.4xlarge",
+            "ml.g6.2xlarge",
+            "ml.g6.4xlarge",
+            "ml.g6e.xlarge",
+            "ml.g5.12xlarge",
+        ],
+        features=Features(tools=True),
+        inference_ami_version=AMI_CUDA_12,
+        startup_health_check_timeout=1800,
+        invocations_per_instance_target=40,
+    ),
+    # Embeddings on TEI (XLM-RoBERTa, 8192 tokens, 1024 dimensions).
+    CatalogModel(
+        model="bge-m3",
+        hf_model_id="BAAI/bge-m3",
+        families=["embeddings", "invocations"],
+        engine="tei",
+        image=TEI,
+        environment={"HF_MODEL_ID": "BAAI/bge-m3", "MAX_CLIENT_BATCH_SIZE": "64"},
+        max_model_len=8192,
+        default_instance_type="ml.g5.xlarge",
+        instance_types=_TEI_INSTANCES,
+        inference_ami_version=AMI_CUDA_12,
+        startup_health_check_timeout=900,
+        invocations_per_instance_target=1000,
+    ),
+    # Reranker on TEI: a sequence-classification model with one label, which TEI
+    # serves as a reranker. MAX_CLIENT_BATCH_SIZE caps the documents per request.
+    CatalogModel(
+        model="bge-reranker-v2-m3",
+        hf_model_id="BAAI/bge-reranker-v2-m3",
+        families=["rerank", "invocations"],
+        engine="tei",
+        image=TEI,
+        environment={"HF_MODEL_ID": "BAAI/bge-reranker-v2-m3", "MAX_CLIENT_BATCH_SIZE": "128"},
+        max_model_len=8192,
+        default_instance_type="ml.g5.xlarge",
+        instance_types=_TEI_INSTANCES,
+        inference_ami_version=AMI_CUDA_12,
+        startup_health_check_timeout=900,
+        invocations_per_instance_target=500,
+    ),
+    # Speech to text on the WhisperX DLC: `large-v3-turbo` is faster-whisper's name for
+    # the CTranslate2 conversion of openai/whisper-large-v3-turbo. The container runs
+    # one transcription at a time (two more queue), hence the low scaling target.
+    CatalogModel(
+        model="whisper-large-v3-turbo",
+        hf_model_id="openai/whisper-large-v3-turbo",
+        families=["audio"],
+        engine="whisperx",
+        image=WHISPERX,
+        environment={"WHISPERX_DEFAULT_MODEL": "large-v3-turbo"},
+        default_instance_type="ml.g4dn.xlarge",
+        instance_types=[
+            "ml.g4dn.xlarge",
+            "ml.g4dn.2xlarge",
+            "ml.g5.xlarge",
+            "ml.g5.2xlarge",
+            "ml.g6.xlarge",
+        ],
+        inference_ami_version=AMI_CUDA_12,
+        startup_health_check_timeout=900,
+        invocations_per_instance_target=10,
+    ),
+]
+
+CATALOG: dict[str, CatalogModel] = {m.model: m for m in _MODELS}
+
+
+def lookup(model: str) -> CatalogModel:
+    """The catalog entry of `model`, or a CatalogError naming the valid ones."""
+    entry = CATALOG.get(model)
+    if entry is not None:
+        return entry
+    close = difflib.get_close_matches(model, CATALOG, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise CatalogError(
+        f"unknown model {model!r}{hint}; the catalog has: {', '.join(sorted(CATALOG))}"
+    )

@@ -1,0 +1,238 @@
+"""What to deploy: the `emd:*` context (cdk.json or `-c`) read into typed objects.
+
+    emd:prefix    stack name prefix (default `EMD`)
+    emd:models    [{"id", "tag"?, "instance_type"?, "min_capacity"?, "max_capacity"?}],
+                  a list in cdk.json or the same list as a JSON string with -c
+    emd:throttle  {"rate_limit"?, "burst_limit"?}: API Gateway stage throttling
+    emd:web_acl_arn  optional AWS WAFv2 web ACL (REGIONAL) to attach to the API stage
+
+Every mistake fails synth with one message that names the valid choices.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from emd_proxy.registry import Family, Registry, RegistryEntry, endpoint_name
+
+from .catalog import CatalogModel, InstanceType, lookup
+from .images import CatalogError
+
+DEFAULT_PREFIX = "EMD"
+DEFAULT_TAG = "dev"
+_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """The `emd:*` context is wrong; the message says how."""
+
+
+class ModelChoice(BaseModel):
+    """One entry of `emd:models`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    tag: str = DEFAULT_TAG
+    instance_type: str | None = None
+    # Real-time endpoints cannot scale to zero, so at least one instance runs.
+    min_capacity: int = Field(default=1, ge=1, le=100)
+    max_capacity: int | None = Field(default=None, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelChoice:
+        if not _TAG.fullmatch(self.tag):
+            raise ValueError(
+                f"tag {self.tag!r} must be 1-32 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        if self.max_capacity is not None and self.max_capacity < self.min_capacity:
+            raise ValueError(
+                f"max_capacity ({self.max_capacity}) is below min_capacity ({self.min_capacity})"
+            )
+        return self
+
+
+class Throttle(BaseModel):
+    """Stage-wide API Gateway throttling (requests per second, and burst)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate_limit: float = Field(default=50.0, gt=0)
+    burst_limit: int = Field(default=100, ge=1)
+
+
+def slug(text: str) -> str:
+    """Lowercase, non-alphanumeric runs as `-` (stack and endpoint names)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class ModelDeployment:
+    """One chosen model resolved against the catalog."""
+
+    prefix: str
+    choice: ModelChoice
+    catalog: CatalogModel
+    instance: InstanceType
+
+    @property
+    def public_id(self) -> str:
+        return f"{self.catalog.model}/{self.choice.tag}"
+
+    @property
+    def endpoint_name(self) -> str:
+        return endpoint_name(self.catalog.model, self.choice.tag)
+
+    @property
+    def stack_name(self) -> str:
+        return f"{self.prefix}-Model-{slug(self.catalog.model)}-{slug(self.choice.tag)}"
+
+    @property
+    def families(self) -> list[Family]:
+        return list(self.catalog.families)
+
+    @property
+    def min_capacity(self) -> int:
+        return self.choice.min_capacity
+
+    @property
+    def max_capacity(self) -> int:
+        return self.choice.max_capacity or self.choice.min_capacity
+
+    def registry_entry(self) -> RegistryEntry:
+        metadata: dict[str, Any] = {}
+        if self.catalog.max_model_len:
+            metadata["max_model_len"] = self.catalog.max_model_len
+        return RegistryEntry(
+            id=self.public_id,
+            model=self.catalog.model,
+            tag=self.choice.tag,
+            endpoint=self.endpoint_name,
+            engine=self.catalog.engine,
+            families=self.families,
+            features=self.catalog.features,
+            defaults=dict(self.catalog.defaults),
+            # Fixed, so the same context always renders the same bundle (and asset hash).
+            created=0,
+            metadata=metadata,
+        )
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    prefix: str
+    models: tuple[ModelDeployment, ...]
+    throttle: Throttle
+    web_acl_arn: str | None = None
+
+    @property
+    def api_stack_name(self) -> str:
+        return f"{self.prefix}-API"
+
+    def endpoints_of(self, family: str) -> list[str]:
+        return [m.endpoint_name for m in self.models if family in m.families]
+
+    def check_region(self, region: str) -> None:
+        """Every chosen image must be published in `region` (known at synth)."""
+        for m in self.models:
+            try:
+                m.catalog.image.account(region)
+            except CatalogError as exc:
+                raise ConfigError(f"{m.public_id} in {region}: {exc}") from exc
+
+    def registry_json(self) -> str:
+        return Registry(m.registry_entry() for m in self.models).to_json()
+
+
+def load(get: Callable[[str], Any]) -> DeployConfig:
+    """Reads the context through `get` (e.g. `app.node.try_get_context`)."""
+    prefix = get("emd:prefix") or DEFAULT_PREFIX
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        raise ConfigError(
+            f"emd:prefix {prefix!r} must be 1-32 letters, digits or '-', starting with a letter"
+        )
+    throttle = _parse(
+        Throttle, _json_value(get("emd:throttle"), "emd:throttle") or {}, "emd:throttle"
+    )
+    web_acl_arn = get("emd:web_acl_arn") or None
+    if web_acl_arn is not None and not (
+        isinstance(web_acl_arn, str)
+        and re.fullmatch(r"arn:aws[\w-]*:wafv2:.+:regional/webacl/.+", web_acl_arn)
+    ):
+        raise ConfigError(f"emd:web_acl_arn {web_acl_arn!r} is not a REGIONAL WAFv2 web ACL ARN")
+    return DeployConfig(
+        prefix=prefix,
+        models=_models(prefix, get("emd:models")),
+        throttle=throttle,
+        web_acl_arn=web_acl_arn,
+    )
+
+
+def _models(prefix: str, raw: Any) -> tuple[ModelDeployment, ...]:
+    value = _json_value(raw, "emd:models")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(
+            'emd:models must be a list like [{"id": "Qwen3-8B", "tag": "dev"}], '
+            f"not {type(value).__name__}"
+        )
+    deployments: list[ModelDeployment] = []
+    for index, item in enumerate(value):
+        where = f"emd:models[{index}]"
+        choice = _parse(ModelChoice, item, where)
+        try:
+            catalog = lookup(choice.id)
+            instance = catalog.instance(choice.instance_type)
+        except CatalogError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        deployments.append(ModelDeployment(prefix, choice, catalog, instance))
+    _check_unique(deployments)
+    return tuple(deployments)
+
+
+def _check_unique(deployments: list[ModelDeployment]) -> None:
+    # Two choices may differ only in case or punctuation and still collide on the
+    # stack or endpoint name, which CloudFormation would report much later.
+    for attribute in ("public_id", "stack_name", "endpoint_name"):
+        seen: dict[str, str] = {}
+        for d in deployments:
+            key = getattr(d, attribute)
+            if key in seen:
+                raise ConfigError(
+                    f"emd:models: {seen[key]} and {d.public_id} have the same "
+                    f"{attribute.replace('_', ' ')} {key!r}; give one of them another tag"
+                )
+            seen[key] = d.public_id
+
+
+def _json_value(raw: Any, name: str) -> Any:
+    """`-c key=value` arrives as a string; cdk.json gives JSON values directly."""
+    if not isinstance(raw, str):
+        return raw
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{name} is not valid JSON: {exc}") from exc
+
+
+def _parse(model: type[_M], value: Any, where: str) -> _M:
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from exc

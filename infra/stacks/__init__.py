@@ -1,0 +1,2 @@
+"""The stacks `app.py` creates: `<prefix>-API` and one `<prefix>-Model-<model>-<tag>`
+per chosen model."""

@@ -1,0 +1,216 @@
+"""`<prefix>-API`: the REST API, one streaming Lambda per endpoint family, and the
+API key secret.
+
+Every Lambda gets the whole registry (so a wrong-family request gets an exact 400),
+but each may invoke only its own family's endpoints. Endpoint ARNs are computed from
+the context's deterministic names, not imported from the model stacks: a cross-stack
+export would block updating or deleting a model stack.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from ..bundling import lambda_code
+from ..config import DeployConfig
+from ..constructs.alarms import GatewayAlarms
+from ..constructs.gateway_api import GatewayApi, Route, RouteTarget
+from ..constructs.proxy_function import ProxyFunction, adapter_layer_arn
+
+MODELS_FAMILY = "models"  # the Lambda serving /v1/models and /health (EMD_FAMILIES=models)
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    name: str
+    routes: tuple[Route, ...]
+    timeout: cdk.Duration
+    memory_size: int
+
+
+# Generation, raw invocations and transcriptions may run long (streams up to API
+# Gateway's 15 minute limit); embeddings and rerank answer within SageMaker's 60 s
+# InvokeEndpoint limit; listing models is local.
+FAMILIES: tuple[FamilySpec, ...] = (
+    FamilySpec(
+        MODELS_FAMILY,
+        (Route("GET", "/v1/models"), Route("GET", "/v1/models/{id+}"), Route("GET", "/health")),
+        cdk.Duration.seconds(30),
+        512,
+    ),
+    FamilySpec("chat", (Route("POST", "/v1/chat/completions"),), cdk.Duration.minutes(15), 1024),
+    FamilySpec("embeddings", (Route("POST", "/v1/embeddings"),), cdk.Duration.minutes(2), 1024),
+    FamilySpec("rerank", (Route("POST", "/v1/rerank"),), cdk.Duration.minutes(2), 1024),
+    FamilySpec("invocations", (Route("POST", "/v1/invocations"),), cdk.Duration.minutes(15), 1024),
+    FamilySpec(
+        "audio", (Route("POST", "/v1/audio/transcriptions"),), cdk.Duration.minutes(15), 1024
+    ),
+)
+# The proxy gives up on SageMaker this long before Lambda and API Gateway would, so
+# the client gets its own 504 in OpenAI's shape rather than a cut connection.
+_UPSTREAM_MARGIN_SECONDS = 30
+
+
+class ApiStack(cdk.Stack):
+    def __init__(self, scope: Construct, *, config: DeployConfig, **kwargs: Any) -> None:
+        super().__init__(
+            scope,
+            config.api_stack_name,
+            description="EMD gateway: OpenAI-compatible API (API Gateway + Lambda) in front "
+            "of SageMaker endpoints",
+            **kwargs,
+        )
+        self.config = config
+        self.secret = self._api_key_secret()
+        layer = lambda_.LayerVersion.from_layer_version_arn(
+            self, "WebAdapterLayer", adapter_layer_arn(self)
+        )
+        code = lambda_code(config.registry_json())
+
+        self.functions: dict[str, ProxyFunction] = {}
+        targets: list[RouteTarget] = []
+        for spec in FAMILIES:
+            environment = {}
+            if spec.name != MODELS_FAMILY:
+                environment["EMD_UPSTREAM_TIMEOUT_SECONDS"] = str(
+                    spec.timeout.to_seconds() - _UPSTREAM_MARGIN_SECONDS
+                )
+            fn = ProxyFunction(
+                self,
+                f"{spec.name.title()}Lambda",
+                family=spec.name,
+                code=code,
+                layer=layer,
+                secret_id=self.secret.secret_arn,
+                timeout=spec.timeout,
+                memory_size=spec.memory_size,
+                environment=environment,
+            )
+            self.secret.grant_read(fn.role)
+            if spec.name != MODELS_FAMILY:
+                fn.allow_invoke_endpoints(self.endpoint_arns(spec.name))
+            cdk.Validations.of(fn.role).acknowledge(
+                cdk.Acknowledgment(
+                    id="AwsSolutions-IAM5[Resource::*]",
+                    reason="X-Ray tracing: xray:PutTraceSegments and "
+                    "xray:PutTelemetryRecords have no resource-level permissions.",
+                )
+            )
+            self.functions[spec.name] = fn
+            targets.append(RouteTarget(spec.routes, fn.function, spec.timeout))
+
+        self.gateway = GatewayApi(
+            self,
+            "Gateway",
+            name=f"{config.prefix}-api",
+            targets=targets,
+            rate_limit=config.throttle.rate_limit,
+            burst_limit=config.throttle.burst_limit,
+            web_acl_arn=config.web_acl_arn,
+        )
+        self._acknowledge_api(with_waf=config.web_acl_arn is not None)
+        GatewayAlarms(
+            self,
+            "Alarms",
+            api=self.gateway.api,
+            functions={name: f.function for name, f in self.functions.items()},
+        )
+
+        cdk.CfnOutput(
+            self,
+            "BaseURL",
+            value=self.gateway.base_url,
+            description="OpenAI base URL (ends with /v1)",
+        )
+        cdk.CfnOutput(
+            self,
+            "ApiKeySecretArn",
+            value=self.secret.secret_arn,
+            description="Secrets Manager secret with the API keys",
+        )
+        cdk.CfnOutput(
+            self,
+            "ApiKeySecretName",
+            value=self.secret.secret_name,
+            description="name of the API key secret",
+        )
+
+    def endpoint_arns(self, family: str) -> list[str]:
+        return [
+            self.format_arn(service="sagemaker", resource="endpoint", resource_name=name)
+            for name in self.config.endpoints_of(family)
+        ]
+
+    def _api_key_secret(self) -> secretsmanager.Secret:
+        # No resource policy: the stack grants read to the Lambda roles, and the
+        # account's administrators keep their IAM access (`emd status`, `emd keys`).
+        secret = secretsmanager.Secret(
+            self,
+            "ApiKeys",
+            description="EMD gateway API keys: JSON object of key name to key "
+            '(or {"key", "models"} for a key limited to some models)',
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=json.dumps({}),
+                generate_string_key="default",
+                # Letters and digits only: no character that needs escaping in an
+                # HTTP header, a shell or JSON.
+                exclude_punctuation=True,
+                include_space=False,
+                password_length=48,
+            ),
+        )
+        cdk.Validations.of(secret).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-SMG4",
+                reason="API keys are long-lived client credentials handed to users; they "
+                "are rotated on purpose with `emd keys`, not on a schedule (an automatic "
+                "rotation would cut off every client).",
+            )
+        )
+        return secret
+
+    def _acknowledge_api(self, *, with_waf: bool) -> None:
+        auth_reason = (
+            "OpenAI clients send `Authorization: Bearer <key>`; the app checks the key "
+            "(constant-time, from Secrets Manager, per-key model scopes) on every /v1 "
+            "route, and /health is public by design. API Gateway authorizers or API keys "
+            "(x-api-key) cannot check that header without an extra authorizer Lambda."
+        )
+        validations = cdk.Validations.of(self.gateway.api)
+        validations.acknowledge(
+            cdk.Acknowledgment(id="AwsSolutions-APIG4", reason=auth_reason),
+            cdk.Acknowledgment(id="AwsSolutions-COG4", reason=auth_reason),
+            cdk.Acknowledgment(
+                id="AwsSolutions-APIG2",
+                reason="The app validates every request body (pydantic) and answers "
+                "OpenAI-shaped 400s naming the bad field; API Gateway validation would "
+                "duplicate the evolving OpenAI schemas and answer in another shape.",
+            ),
+        )
+        cloud_watch_role = self.gateway.api.node.find_child("CloudWatchRole")
+        cdk.Validations.of(cloud_watch_role).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                "service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+                reason="The account-level role API Gateway needs to write stage access "
+                "and execution logs; AWS maintains this service-role policy for exactly "
+                "that purpose.",
+            )
+        )
+        if not with_waf:
+            validations.acknowledge(
+                cdk.Acknowledgment(
+                    id="AwsSolutions-APIG3",
+                    reason="WAF is optional (context emd:web_acl_arn attaches your web "
+                    "ACL): it costs per ACL and request, and the common managed rule set "
+                    "blocks bodies over 8 KB (chat and audio requests). Stage throttling "
+                    "(emd:throttle) and API keys guard the API.",
+                ),
+            )

@@ -1,0 +1,279 @@
+"""The real Lambda bundle and the real CDK CLI.
+
+`npx cdk synth` from the repo root (default context) bundles for arm64 / Python 3.14
+with pip. Those binaries cannot be imported on this x86_64 machine, so the bundle is
+proven complete by inspection (a dist-info per pinned requirement, aarch64 `.so`
+files), and the same bundle built for this machine is started with run.sh, with
+nothing but the bundle on the import path, and answers /health.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from emd_proxy.registry import Registry
+from infra.bundling import (
+    CONSTRAINTS,
+    HANDLER,
+    REGISTRY_FILE,
+    REQUIREMENTS,
+    asset_hash,
+    build_bundle,
+    host_target,
+)
+from infra.config import load
+from tests.infra.synth import ROOT, project_context, synth
+
+EM_AARCH64 = 183
+CDK_CLI = ROOT / "node_modules" / ".bin" / "cdk"
+
+
+def pins() -> dict[str, str]:
+    """Normalized name -> version of everything pinned for the bundle."""
+    found = {}
+    for path in (REQUIREMENTS, CONSTRAINTS):
+        for raw in path.read_text().splitlines():
+            line = raw.split("#", 1)[0].strip()
+            if line:
+                name, version = line.split("==")
+                found[normalize(name)] = version.strip()
+    return found
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        + oct(p.stat().st_mode & 0o111)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def elf_machine(path: Path) -> int:
+    header = path.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF", path
+    return int.from_bytes(header[18:20], "little")
+
+
+def default_registry_json() -> str:
+    return load(project_context().get).registry_json()
+
+
+@pytest.fixture(scope="module")
+def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    if not CDK_CLI.exists():
+        pytest.skip("the CDK CLI is not installed: `make test` runs `npm ci` first")
+    outdir = tmp_path_factory.mktemp("cdk-cli")
+    venv_bin = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        "CDK_DISABLE_CLI_TELEMETRY": "true",
+    }
+    result = subprocess.run(
+        ["npx", "--no-install", "cdk", "synth", "--no-notices", "--output", str(outdir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stderr
+    return outdir, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def arm64_bundle(cli_synth: tuple[Path, str]) -> Path:
+    outdir, _ = cli_synth
+    manifest = json.loads((outdir / "EMD-API.assets.json").read_text())
+    (asset,) = [
+        f["source"]["path"]
+        for f in manifest["files"].values()
+        if f["source"].get("packaging") == "zip"
+    ]
+    return outdir / asset
+
+
+def test_cdk_cli_synthesizes_the_default_context_without_warnings(
+    cli_synth: tuple[Path, str],
+) -> None:
+    outdir, output = cli_synth
+    assert "Successfully synthesized" in output
+    noisy = [line for line in output.splitlines() if re.search(r"warn|deprecat", line, re.I)]
+    assert noisy == []
+    config = load(project_context().get)
+    expected = {config.api_stack_name} | {m.stack_name for m in config.models}
+    assert {p.name.removesuffix(".template.json") for p in outdir.glob("*.template.json")} == (
+        expected
+    )
+    report = json.loads((outdir / "validation-report.json").read_text())
+    assert report["pluginReports"] == []
+
+
+def test_arm64_bundle_is_complete(arm64_bundle: Path) -> None:
+    dist_infos = {}
+    for path in arm64_bundle.glob("*.dist-info"):
+        name, version = path.name.removesuffix(".dist-info").rsplit("-", 1)
+        dist_infos[normalize(name)] = version
+    for name, version in pins().items():
+        assert dist_infos.get(name) == version, f"{name}=={version} missing from the bundle"
+
+    shared_objects = list(arm64_bundle.rglob("*.so"))
+    assert any(p.parent.name == "pydantic_core" for p in shared_objects)
+    for so in shared_objects:
+        assert elf_machine(so) == EM_AARCH64, so
+        assert "cpython-314-aarch64" in so.name, so
+
+    handler = arm64_bundle / HANDLER
+    assert os.access(handler, os.X_OK)
+    assert "emd_proxy.main:create_app" in handler.read_text()
+    assert (arm64_bundle / "emd_proxy" / "main.py").is_file()
+    assert not (arm64_bundle / "bin").exists()  # host shebangs stay out
+    assert not list(arm64_bundle.rglob("__pycache__"))
+    assert not list(arm64_bundle.rglob("*.pyc"))
+
+    registry_json = (arm64_bundle / REGISTRY_FILE).read_text()
+    assert registry_json == default_registry_json()
+    ids = {e.id for e in Registry.from_json(registry_json).entries()}
+    assert ids == {m.public_id for m in load(project_context().get).models}
+
+
+def test_asset_hash_comes_from_the_inputs(arm64_bundle: Path, tmp_path: Path) -> None:
+    """A synth that skips bundling names the same asset as the CLI's real bundle: the
+    hash depends on the bundle's inputs only, so fast tests see the real asset key."""
+    fast = synth(tmp_path, models=project_context()["emd:models"], region=None)
+    keys = {
+        f["Properties"]["Code"]["S3Key"]
+        for f in fast.api["Resources"].values()
+        if f["Type"] == "AWS::Lambda::Function"
+    }
+    assert keys == {arm64_bundle.name.removeprefix("asset.") + ".zip"}
+    # ...and it changes with the registry (a new model must update the Lambdas).
+    assert asset_hash(default_registry_json()) != asset_hash("[]")
+
+
+def test_bundle_is_reproducible_and_small(arm64_bundle: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    build_bundle(again, registry_json=default_registry_json())
+    assert tree_digest(again) == tree_digest(arm64_bundle)
+
+    unzipped = sum(p.stat().st_size for p in arm64_bundle.rglob("*") if p.is_file())
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(arm64_bundle.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(arm64_bundle).as_posix())
+    zipped = len(buffer.getvalue())
+    print(f"Lambda bundle: {unzipped / 1e6:.1f} MB unzipped, {zipped / 1e6:.1f} MB zipped")
+    # Lambda's limit is 250 MB unzipped; this guards against a dependency ballooning.
+    assert unzipped < 100e6
+    assert zipped < 50e6
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_host_bundle_starts_with_run_sh(tmp_path: Path) -> None:
+    config = load(
+        {"emd:models": [{"id": "Qwen3-8B"}, {"id": "bge-m3"}, {"id": "whisper-large-v3-turbo"}]}.get
+    )
+    bundle = tmp_path / "bundle"
+    build_bundle(bundle, registry_json=config.registry_json(), target=host_target())
+
+    # `python` for run.sh: this interpreter without any site-packages (-S), so the
+    # bundle (run.sh puts it on PYTHONPATH) is all there is to import from.
+    shim_dir = tmp_path / "shim"
+    shim_dir.mkdir()
+    shim = shim_dir / "python"
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    shim.write_text(f'#!/bin/sh\nexec "{base_python}" -S "$@"\n')
+    shim.chmod(0o755)
+    isolated = subprocess.run(
+        [str(shim), "-c", "import fastapi"], capture_output=True, env={}, check=False
+    )
+    assert isolated.returncode != 0, "the shim must not see the project's packages"
+
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"default": "sk-bundle-test"}))
+    port = free_port()
+    env = {
+        "PATH": f"{shim_dir}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "HOME": str(tmp_path),
+        "PORT": str(port),
+        "EMD_FAMILIES": "models",
+        "EMD_REGISTRY_FILE": str(bundle / REGISTRY_FILE),
+        "EMD_API_KEYS_FILE": str(keys),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+    assert shutil.which("sh")
+    process = subprocess.Popen(
+        [str(bundle / HANDLER)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                status, body = get(f"http://127.0.0.1:{port}/health")
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+        assert (status, json.loads(body)) == (200, {"status": "ok"})
+        status, body = get(
+            f"http://127.0.0.1:{port}/v1/models",
+            {"Authorization": "Bearer sk-bundle-test"},
+        )
+        assert status == 200
+        ids = {m["id"] for m in json.loads(body)["data"]}
+        assert ids == {"Qwen3-8B/dev", "bge-m3/dev", "whisper-large-v3-turbo/dev"}
+        # The models Lambda mounts no family route: chat is API Gateway's to route.
+        status, _ = get(
+            f"http://127.0.0.1:{port}/v1/models/Qwen3-8B/dev",
+            {"Authorization": "Bearer sk-bundle-test"},
+        )
+        assert status == 200
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
