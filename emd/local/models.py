@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from starlette.applications import Starlette
 
@@ -50,6 +50,21 @@ def _echo() -> tuple[Container, float]:
     from .containers.echo import EchoContainer
 
     return EchoContainer(), 0.0
+
+
+def _echo_tgi(tool_format: Literal["3.2", "legacy"]) -> Callable[[], tuple[Container, float]]:
+    def build() -> tuple[Container, float]:
+        from .containers.tgi import TgiContainer
+
+        return TgiContainer(tool_format=tool_format), 0.0
+
+    return build
+
+
+def _echo_lmi() -> tuple[Container, float]:
+    from .containers.lmi import LmiContainer
+
+    return LmiContainer(), 0.0
 
 
 def _smollm2() -> tuple[Container, float]:
@@ -114,7 +129,42 @@ LOCAL_MODELS: dict[str, LocalModel] = {
             "vllm",
             ("chat", "invocations"),
             _echo,
+            # The echo model calls tools, counts images and thinks on request
+            # (`echo_reasoning: true`), in vLLM's exact wire format.
+            features=Features(tools=True, vision=True, reasoning=True),
             metadata={"local": "deterministic: streams the last user message back"},
+        ),
+        # Wire-faithful fakes of the engines that cannot run here, driven by the echo
+        # model: the proxy's TGI and LMI adapters are tested against them.
+        LocalModel(
+            "echo-tgi",
+            "tgi",
+            ("chat", "invocations"),
+            _echo_tgi("3.2"),
+            features=Features(tools=True, vision=True),
+            metadata={"local": "deterministic fake of TGI >= 3.2 (Messages API on /invocations)"},
+        ),
+        LocalModel(
+            "echo-tgi-legacy",
+            "tgi",
+            ("chat", "invocations"),
+            _echo_tgi("legacy"),
+            features=Features(tools=True, vision=True),
+            metadata={
+                "local": "deterministic fake of TGI 2.4-3.1 (tool calls before 3.2.0: "
+                "object arguments, one streamed tool_calls object)"
+            },
+        ),
+        LocalModel(
+            "echo-lmi",
+            "lmi",
+            ("chat", "invocations"),
+            _echo_lmi,
+            features=Features(tools=True, vision=True, reasoning=True),
+            metadata={
+                "local": "deterministic fake of DJL LMI >= 17 async mode with vLLM "
+                "(application/jsonlines stream, no [DONE])"
+            },
         ),
     ]
 }

@@ -22,9 +22,9 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from . import openai_wire as wire
+from .fake_container import sagemaker_app
 
 _END = object()
 
@@ -78,12 +78,7 @@ class LlamaCppContainer:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def app(self) -> Starlette:
-        return Starlette(
-            routes=[
-                Route("/ping", self.ping, methods=["GET", "POST"]),
-                Route("/invocations", self.invocations, methods=["POST"]),
-            ]
-        )
+        return sagemaker_app(self.ping, self.invocations)
 
     async def ping(self, _: Request) -> Response:
         return Response(status_code=200 if self._server is not None else 503)

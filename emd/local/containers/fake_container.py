@@ -1,0 +1,69 @@
+"""The SageMaker container contract every fake chat engine shares (`GET|POST /ping`,
+`POST /invocations`) and the pacing of its answers: `echo_delay_ms` in the request
+body, or `delay` (seconds) given to the container, spaces the generated chunks (and
+delays a non-streamed answer by as much), for benchmarks and keep-alive tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def sagemaker_app(ping: Endpoint, invocations: Endpoint) -> Starlette:
+    """The routes SageMaker calls (vLLM's router also answers POST /ping)."""
+    return Starlette(
+        routes=[
+            Route("/ping", ping, methods=["GET", "POST"]),
+            Route("/invocations", invocations, methods=["POST"]),
+        ]
+    )
+
+
+class FakeChatContainer:
+    served_model_name = "echo"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
+    def app(self) -> Starlette:
+        return sagemaker_app(self.ping, self.invocations)
+
+    async def ping(self, _: Request) -> Response:
+        return Response(status_code=200)
+
+    async def invocations(self, request: Request) -> Response:
+        return await self.answer(await request.body())
+
+    async def answer(self, raw: bytes) -> Response:
+        raise NotImplementedError
+
+    def pace(self, body: Any) -> float:
+        """Seconds between generated chunks for this request."""
+        if isinstance(body, dict) and isinstance(body.get("echo_delay_ms"), (int, float)):
+            return float(body["echo_delay_ms"]) / 1000
+        return self.delay
+
+    @staticmethod
+    async def wait(delay: float, steps: int) -> None:
+        if delay and steps:
+            await asyncio.sleep(delay * steps)
+
+    @staticmethod
+    async def paced(
+        frames: Iterable[tuple[bytes, bool]], delay: float, tail: bytes = b""
+    ) -> AsyncIterator[bytes]:
+        """The frames, each generated one (flag True) after `delay`, then `tail`."""
+        for frame, generated in frames:
+            if delay and generated:
+                await asyncio.sleep(delay)
+            yield frame
+        if tail:
+            yield tail

@@ -1,0 +1,344 @@
+"""The fake engine containers on real loopback sockets, byte by byte: what the proxy's
+adapters receive from vLLM (echo), TGI >= 3.2, TGI before 3.2 and DJL LMI. Each check
+names the real engine behaviour it pins (sources in the containers' docstrings)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from emd.local.containers.echo import EchoContainer
+from emd.local.containers.lmi import LmiContainer
+from emd.local.containers.tgi import TgiContainer
+from emd.local.servers import BackgroundServers
+
+MESSAGE = "The weather in Paris"
+CHAT = {"messages": [{"role": "user", "content": MESSAGE}]}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+TOOLS = {**CHAT, "tools": [TOOL]}
+
+
+@pytest.fixture(scope="module")
+def urls() -> Iterator[dict[str, str]]:
+    servers = BackgroundServers("engine-fakes")
+    apps = {
+        "vllm": EchoContainer(),
+        "vllm-reasoning": EchoContainer(reasoning=True),
+        "tgi": TgiContainer(),
+        "tgi-legacy": TgiContainer(tool_format="legacy"),
+        "lmi": LmiContainer(),
+    }
+    found = {name: servers.add(container.app()) for name, container in apps.items()}
+    servers.start()
+    yield found
+    servers.stop()
+
+
+def post(url: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(f"{url}/invocations", json=body, timeout=10)
+
+
+def sse_events(text: str) -> list[Any]:
+    """The `data:` payloads of an SSE body, checking the framing on the way."""
+    assert text.endswith("data: [DONE]\n\n")
+    events = text.split("\n\n")[:-1]
+    assert all(e.startswith("data: ") for e in events)
+    return [json.loads(e[6:]) for e in events[:-1]]
+
+
+def tool_deltas(events: list[dict[str, Any]]) -> list[Any]:
+    return [
+        c["choices"][0]["delta"]["tool_calls"]
+        for c in events
+        if c["choices"] and "tool_calls" in c["choices"][0]["delta"]
+    ]
+
+
+# --- vLLM (the echo container) --------------------------------------------------------
+
+
+def test_vllm_stream_framing_and_usage_chunk(urls: dict[str, str]) -> None:
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    response = post(urls["vllm"], body)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    # pydantic's compact JSON, fields in vLLM's declaration order.
+    assert response.text.startswith('data: {"id":"chatcmpl-')
+    first, *tokens, last, usage = sse_events(response.text)
+    assert first["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert first["prompt_token_ids"] is None and "token_ids" not in first["choices"][0]
+    assert "".join(c["choices"][0]["delta"]["content"] for c in tokens) == MESSAGE
+    assert all(c["choices"][0]["token_ids"] is None for c in tokens)
+    assert last["choices"][0] | {"delta": None} == {
+        "index": 0,
+        "delta": None,
+        "logprobs": None,
+        "finish_reason": "stop",
+        "stop_reason": None,
+        "token_ids": None,
+    }
+    assert usage["choices"] == []
+    assert usage["usage"] == {"prompt_tokens": 4, "total_tokens": 8, "completion_tokens": 4}
+
+
+def test_vllm_auto_tool_stream_is_hermes_shaped(urls: dict[str, str]) -> None:
+    events = sse_events(post(urls["vllm"], {**TOOLS, "stream": True}).text)
+    deltas = [c["choices"][0]["delta"] for c in events[1:]]
+    first = deltas[0]
+    assert first["content"] is None
+    [call] = first["tool_calls"]
+    assert call["id"].startswith("chatcmpl-tool-") and len(call["id"]) == 14 + 32
+    assert call | {"id": None} == {
+        "id": None,
+        "type": "function",
+        "index": 0,
+        "function": {"name": "get_weather"},  # the name alone, no "arguments" yet
+    }
+    fragments = [d["tool_calls"][0] for d in deltas[1:-1]]
+    assert len(fragments) > 3
+    assert all(f.keys() == {"index", "function"} for f in fragments)
+    assert json.loads("".join(f["function"]["arguments"] for f in fragments)) == {"city": MESSAGE}
+    assert deltas[-1] == {}
+    assert events[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_vllm_required_and_named_tool_streams(urls: dict[str, str]) -> None:
+    required = tool_deltas(
+        sse_events(post(urls["vllm"], {**TOOLS, "tool_choice": "required", "stream": True}).text)
+    )
+    assert required[0][0]["function"]["name"] == "get_weather"
+    assert "arguments" in required[0][0]["function"]  # name and first fragment together
+    assert all(d[0]["function"]["name"] is None for d in required[1:])  # "name": null
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    events = sse_events(post(urls["vllm"], {**TOOLS, "tool_choice": named, "stream": True}).text)
+    assert events[-1]["choices"][0]["finish_reason"] == "stop"  # not "tool_calls"
+    assert "name" not in tool_deltas(events)[1][0]["function"]
+
+
+def test_vllm_parallel_calls_and_round_trip(urls: dict[str, str]) -> None:
+    other = {"type": "function", "function": {"name": "other", "parameters": {"type": "object"}}}
+    answer = post(urls["vllm"], {**CHAT, "tools": [TOOL, other]}).json()
+    message = answer["choices"][0]["message"]
+    assert [c["function"]["name"] for c in message["tool_calls"]] == ["get_weather", "other"]
+    assert message["content"] is None
+    single = post(urls["vllm"], {**CHAT, "tools": [TOOL, other], "parallel_tool_calls": False})
+    assert len(single.json()["choices"][0]["message"]["tool_calls"]) == 1
+    history = [
+        *CHAT["messages"],
+        {"role": "assistant", "content": None, "tool_calls": message["tool_calls"]},
+        {"role": "tool", "tool_call_id": "x", "content": "sunny"},
+    ]
+    final = post(urls["vllm"], {"messages": history, "tools": [TOOL]}).json()
+    assert final["choices"][0]["message"]["content"] == "Tool result: sunny"
+    assert "tool_calls" not in final["choices"][0]["message"]  # dropped when empty
+
+
+def test_vllm_reasoning_n_and_logprobs(urls: dict[str, str]) -> None:
+    body = {**CHAT, "n": 2, "logprobs": True, "top_logprobs": 2, "stream": True}
+    events = sse_events(post(urls["vllm-reasoning"], body).text)
+    indexes = [c["choices"][0]["index"] for c in events]
+    assert indexes[:4] == [0, 1, 0, 1]  # role chunks, then the choices interleaved
+    reasoning = "".join(
+        c["choices"][0]["delta"].get("reasoning", "")
+        for c in events
+        if c["choices"][0]["index"] == 0
+    )
+    assert reasoning == f"Thinking about: {MESSAGE}"
+    entry = events[2]["choices"][0]["logprobs"]["content"][0]
+    assert entry["token"] == "Thinking" and entry["bytes"] == list(b"Thinking")
+    assert len(entry["top_logprobs"]) == 2
+    message = post(urls["vllm-reasoning"], CHAT).json()["choices"][0]["message"]
+    assert (message["reasoning"], message["content"]) == (f"Thinking about: {MESSAGE}", MESSAGE)
+
+
+def test_vllm_validation_errors_on_the_sagemaker_route(urls: dict[str, str]) -> None:
+    named = {"type": "function", "function": {"name": "nope"}}
+    response = post(urls["vllm"], {**TOOLS, "tool_choice": named})
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "message": "Cannot find suitable handler for request. "
+            "Expected one of: ['ChatCompletionRequest', 'CompletionRequest']",
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        }
+    }
+    wrong_model = post(urls["vllm"], {**CHAT, "model": "other"})
+    assert wrong_model.status_code == 404
+    assert wrong_model.json()["error"]["type"] == "NotFoundError"
+
+
+# --- TGI >= 3.2 ----------------------------------------------------------------------
+
+
+def test_tgi_chunks_are_tagged_and_have_no_role_chunk(urls: dict[str, str]) -> None:
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    text = post(urls["tgi"], body).text
+    assert text.startswith('data: {"object":"chat.completion.chunk","id":"","created":')
+    *tokens, last, usage = sse_events(text)
+    assert [c["choices"][0]["delta"] for c in tokens] == [
+        {"role": "assistant", "content": w} for w in ["The", " weather", " in", " Paris"]
+    ]
+    assert all(c["usage"] is None and c["system_fingerprint"] == "3.3.6-native" for c in tokens)
+    assert last["choices"][0]["delta"] == {"role": "assistant", "content": ""}  # the EOS token
+    assert last["choices"][0]["finish_reason"] == "stop"
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] == 4
+
+
+def test_tgi_tool_calls(urls: dict[str, str]) -> None:
+    answer = post(urls["tgi"], TOOLS).json()
+    assert list(answer) == [
+        "object",
+        "id",
+        "created",
+        "model",
+        "system_fingerprint",
+        "choices",
+        "usage",
+    ]
+    choice = answer["choices"][0]
+    assert choice["finish_reason"] == "stop"
+    assert choice["message"] == {
+        "role": "assistant",
+        "tool_calls": [
+            {
+                "id": "0",
+                "type": "function",
+                "function": {
+                    "description": None,
+                    "name": "get_weather",
+                    "arguments": '{"city":"The weather in Paris"}',
+                },
+            }
+        ],
+    }
+    events = sse_events(post(urls["tgi"], {**TOOLS, "stream": True}).text)
+    assert all(c["choices"][0]["finish_reason"] is None for c in events)  # none at all
+    calls = [d[0] for d in tool_deltas(events)]
+    assert calls[0] == {
+        "index": 0,
+        "id": "0",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": "{"},
+    }
+    assert all(c["id"] == "0" and c["function"]["name"] is None for c in calls[1:])
+    assert json.loads("".join(c["function"]["arguments"] for c in calls)) == {"city": MESSAGE}
+
+
+def test_tgi_stop_sequence_is_kept(urls: dict[str, str]) -> None:
+    choice = post(urls["tgi"], {**CHAT, "stop": [" in"]}).json()["choices"][0]
+    assert (choice["message"]["content"], choice["finish_reason"]) == (
+        "The weather in",
+        "stop_sequence",
+    )
+    # Not a TGI field: the answer is not limited.
+    full = post(urls["tgi"], {**CHAT, "max_completion_tokens": 1}).json()["choices"][0]
+    assert full["message"]["content"] == MESSAGE
+
+
+def test_tgi_errors(urls: dict[str, str]) -> None:
+    tool_error = post(urls["tgi"], {**TOOLS, "tool_choice": "nope"})
+    assert tool_error.status_code == 422
+    assert tool_error.json() == {
+        "error": "Tool error: Tool with name nope not found",
+        "error_type": "tool_error",
+    }
+    invalid = post(urls["tgi"], {**CHAT, "top_p": 1.0})
+    assert invalid.status_code == 422
+    assert invalid.json() == {
+        "error": "Input validation error: `top_p` must be > 0.0 and < 1.0",
+        "error_type": "validation",
+    }
+    streamed = post(urls["tgi"], {**CHAT, "top_p": 1.0, "stream": True})
+    assert streamed.status_code == 200  # the error comes inside the stream
+    assert sse_events(streamed.text) == [
+        {
+            "error": {
+                "message": "Input validation error: `top_p` must be > 0.0 and < 1.0",
+                "http_status_code": 422,
+            }
+        }
+    ]
+    shapeless = post(urls["tgi"], {"prompt_of_sorts": 1})
+    assert shapeless.status_code == 422
+    assert shapeless.headers["content-type"].startswith("text/plain")
+    assert "untagged enum SagemakerRequest" in shapeless.text
+
+
+# --- TGI before 3.2.0 ---------------------------------------------------------------
+
+
+def test_tgi_legacy_tool_calls(urls: dict[str, str]) -> None:
+    message = post(urls["tgi-legacy"], TOOLS).json()["choices"][0]["message"]
+    assert message["tool_calls"][0]["function"]["arguments"] == {"city": MESSAGE}  # an object
+    body = {**TOOLS, "stream": True, "stream_options": {"include_usage": True}}
+    events = sse_events(post(urls["tgi-legacy"], body).text)
+    calls = tool_deltas(events)
+    assert all(isinstance(c, dict) for c in calls)  # one object, not a list
+    assert calls[0] == {
+        "index": 0,
+        "id": "",
+        "type": "function",
+        "function": {"name": None, "arguments": '{"'},
+    }
+    assert "".join(c["function"]["arguments"] for c in calls).startswith(
+        '{"function": {"_name": "get_weather"'
+    )
+    assert events[-1]["choices"][0]["finish_reason"] == "stop"
+    assert events[-1]["usage"]["completion_tokens"] > 0  # usage rides on the last chunk
+    assert post(urls["tgi-legacy"], {**CHAT, "logit_bias": {"1": 1.0}}).status_code == 422
+
+
+# --- LMI ------------------------------------------------------------------------------
+
+
+def test_lmi_stream_is_json_lines_without_done(urls: dict[str, str]) -> None:
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    response = post(urls["lmi"], body)
+    assert response.headers["content-type"] == "application/jsonlines"
+    text = response.text
+    assert "data:" not in text and "[DONE]" not in text
+    assert text.endswith("}\n\n")  # vLLM's [DONE] became an empty line
+    lines = text.split("\n")[:-2]
+    chunks = [json.loads(line) for line in lines]
+    assert all(c["object"] == "chat.completion.chunk" and c["model"] == "lmi" for c in chunks)
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks[:-1]) == MESSAGE
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 4
+
+
+def test_lmi_non_stream_and_tools(urls: dict[str, str]) -> None:
+    response = post(urls["lmi"], TOOLS)
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.text.endswith("}\n")
+    call = response.json()["choices"][0]["message"]["tool_calls"][0]
+    assert json.loads(call["function"]["arguments"]) == {"city": MESSAGE}
+
+
+def test_lmi_input_errors_are_gson_424(urls: dict[str, str]) -> None:
+    named = {"type": "function", "function": {"name": "nope"}}
+    response = post(urls["lmi"], {**TOOLS, "tool_choice": named})
+    assert response.status_code == 424
+    assert response.text.startswith(
+        '{"error":"Input parsing failed: 1 validation error for ChatCompletionRequest'
+    )
+    assert "\\u003d" in response.text and response.text.endswith(',"code":424}')
+    assert "does not match any of the specified `tools`" in response.json()["error"]
+    missing = post(urls["lmi"], {"nothing": True})
+    assert missing.json() == {
+        "error": "Input parsing failed: invalid payload. must contain prompt, inputs, or messages",
+        "code": 424,
+    }

@@ -1,0 +1,155 @@
+"""The engine-specific logic of the fakes, without a server: vLLM's plans, TGI's stop
+criteria and stream state machines, LMI's Gson error body."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emd.local.containers import vllm_output
+from emd.local.containers.echo_model import tokens
+from emd.local.containers.lmi import gson_error
+from emd.local.containers.tgi import TgiContainer
+from emd.local.containers.tgi_stream import TgiStream
+from emd.local.containers.vllm_request import ChatCompletionRequest, plan
+
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+HI = [{"role": "user", "content": "The weather in Paris"}]
+
+
+def vllm_plan(reasoning: bool = False, **body: object):
+    return plan(
+        ChatCompletionRequest.model_validate({"messages": HI, **body}), reasoning_parser=reasoning
+    )
+
+
+@pytest.mark.parametrize(
+    ("choice", "mode", "finish"),
+    [
+        ("auto", "auto", "tool_calls"),
+        ("required", "required", "tool_calls"),
+        # vLLM: "stop" for a named tool choice, as OpenAI does.
+        ({"type": "function", "function": {"name": "get_weather"}}, "named", "stop"),
+    ],
+)
+def test_vllm_tool_modes(choice: object, mode: str, finish: str) -> None:
+    answer = vllm_plan(tools=[TOOL], tool_choice=choice)
+    assert (answer.mode, answer.finish) == (mode, finish)
+    assert json.loads(answer.arguments(answer.calls[0])) == {"city": "The weather in Paris"}
+    message = vllm_output.completion(answer, "echo")["choices"][0]["message"]
+    assert message["content"] == (None if mode == "auto" else "")
+
+
+def test_vllm_tools_default_to_auto_and_none_answers_in_prose() -> None:
+    assert vllm_plan(tools=[TOOL]).mode == "auto"
+    prose = vllm_plan(tools=[TOOL], tool_choice="none")
+    assert (prose.mode, "".join(prose.words)) == ("none", "The weather in Paris")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+        {"tool_choice": "auto"},
+        {"tools": []},
+        {"top_logprobs": 2},
+        {"stream_options": {"include_usage": True}},
+        {"response_format": {"type": "json_schema"}},
+        {"max_tokens": "many"},
+    ],
+)
+def test_vllm_rejects_what_its_request_model_rejects(body: dict) -> None:
+    with pytest.raises(ValueError, match="ChatCompletionRequest"):
+        ChatCompletionRequest.model_validate({"messages": HI, **body})
+
+
+def test_vllm_reasoning_counts_against_max_tokens() -> None:
+    answer = vllm_plan(reasoning=True, max_tokens=5)
+    assert answer.reasoning == tokens("Thinking about: The weather in Paris")[:5]
+    assert answer.words == []
+    assert answer.finish == "length"
+    usage = vllm_output.completion(answer, "echo")["usage"]
+    assert usage["completion_tokens_details"] == {"reasoning_tokens": 5}
+
+
+def test_vllm_stop_reason_is_the_stop_string() -> None:
+    answer = vllm_plan(stop=[" in"])
+    choice = vllm_output.completion(answer, "echo")["choices"][0]
+    assert (choice["message"]["content"], choice["stop_reason"]) == ("The weather", " in")
+
+
+@pytest.mark.parametrize(
+    ("stop", "max_tokens", "text", "finish"),
+    [
+        ([" in"], None, "The weather in", "stop_sequence"),  # kept, at a token boundary
+        (["eath"], None, "The weather in Paris", "stop"),  # inside a token: never matches
+        ([" in"], 2, "The weather", "length"),  # the length check comes first
+        ([], 4, "The weather in Paris", "length"),
+    ],
+)
+def test_tgi_stopping_criteria(stop: list, max_tokens: int | None, text: str, finish: str) -> None:
+    words = ["The", " weather", " in", " Paris"]
+    toks, reason = TgiContainer._stopping(words, stop, max_tokens)
+    assert "".join(t.text for t in toks if not t.special) == text
+    assert reason == finish
+
+
+def tgi_chunks(legacy: bool, **body: object) -> list[dict]:
+    container = TgiContainer(tool_format="legacy" if legacy else "3.2")
+    answer = container.generate({"messages": HI, **body})
+    assert not isinstance(answer, str)
+    return list(TgiStream(answer, "echo", container.fingerprint, legacy).chunks())
+
+
+def test_tgi_32_tool_stream_replays_chat_state() -> None:
+    chunks = tgi_chunks(False, tools=[TOOL], stream_options={"include_usage": True})
+    *calls, usage = chunks
+    first = calls[0]["choices"][0]["delta"]["tool_calls"][0]
+    assert first == {
+        "index": 0,
+        "id": "0",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": "{"},
+    }
+    arguments = "".join(
+        c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"] for c in calls
+    )
+    assert json.loads(arguments) == {"city": "The weather in Paris"}
+    assert all(c["choices"][0]["finish_reason"] is None for c in calls)
+    assert usage["choices"] == [] and usage["usage"]["total_tokens"] > 0
+
+
+def test_tgi_legacy_tool_stream_sends_the_raw_grammar_json() -> None:
+    chunks = tgi_chunks(True, tools=[TOOL], stream_options={"include_usage": True})
+    calls = [c["choices"][0]["delta"]["tool_calls"] for c in chunks]
+    assert all(
+        isinstance(c, dict) and c["id"] == "" and c["function"]["name"] is None for c in calls
+    )
+    raw = "".join(c["function"]["arguments"] for c in calls)
+    assert raw == '{"function": {"_name": "get_weather", "city": "The weather in Paris"}}</s>'
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"] is not None  # inline: no separate usage chunk
+    assert all(c["usage"] is None for c in chunks[:-1])
+
+
+def test_tgi_tool_choice_must_name_a_tool() -> None:
+    assert TgiContainer().generate({"messages": HI, "tools": [TOOL], "tool_choice": "x"}) == (
+        "Tool with name x not found"
+    )
+
+
+def test_lmi_error_body_is_gson() -> None:
+    body = gson_error("a <b> & c='d'", 424)
+    assert body == b'{"error":"a \\u003cb\\u003e \\u0026 c\\u003d\\u0027d\\u0027","code":424}'
+    assert json.loads(body) == {"error": "a <b> & c='d'", "code": 424}
