@@ -20,7 +20,10 @@ ECHO = "echo/local"
 SMOL = "SmolLM2-135M-Instruct/local"
 E5 = "multilingual-e5-small/local"
 # One model per chat engine contract: vLLM (echo), TGI and LMI (wire-faithful fakes).
-CHAT_ENGINES = [ECHO]
+TGI = "echo-tgi/local"
+TGI_LEGACY = "echo-tgi-legacy/local"
+LMI = "echo-lmi/local"
+CHAT_ENGINES = [ECHO, TGI, TGI_LEGACY, LMI]
 WHISPER = "whisper-tiny.en/local"
 GHOST = "ghost/local"  # registered, but no endpoint exists behind it
 RAW = "echo-raw/local"  # the echo endpoint, reachable through /v1/invocations
@@ -48,7 +51,7 @@ def gateway() -> Iterator[LocalGateway]:
         families=["invocations"],
     )
     gw = start_local_gateway(
-        [ECHO, SMOL, E5, WHISPER],
+        [ECHO, SMOL, E5, WHISPER, TGI, TGI_LEGACY, LMI],
         keys=KEYS,
         # No upstream retries here, so one injected fault is one client-visible error.
         settings=Settings(upstream_max_attempts=1, max_body_bytes=1024 * 1024),

@@ -7,6 +7,7 @@ from itertools import pairwise
 import pytest
 
 from emd_proxy.engines import chat_engine
+from emd_proxy.engines.base import first_chunk
 from emd_proxy.engines.vllm import VllmEngine
 from emd_proxy.errors import InvalidRequestError, UpstreamError
 from emd_proxy.registry import RegistryEntry
@@ -23,6 +24,7 @@ ENTRY = RegistryEntry(
     defaults={"max_tokens": 256, "temperature": 0.6, "top_k": 20},
 )
 HI = [{"role": "user", "content": "hi"}]
+REQUEST = ChatCompletionRequest.model_validate({"model": "Qwen3-8B/dev", "messages": HI})
 engine = VllmEngine()
 
 
@@ -97,7 +99,7 @@ def test_the_engine_always_streams_and_reports_usage() -> None:
 def test_complete_folds_the_stream_into_one_completion() -> None:
     raw = sse(chunk("Hel")) + sse(chunk("lo")) + sse(chunk(finish="stop"))
     raw += sse(chunk(usage=True)) + b"data: [DONE]\n\n"
-    completion = asyncio.run(engine.complete(parts_of(raw), ENTRY))
+    completion = asyncio.run(engine.complete(engine.chunks(parts_of(raw), ENTRY, REQUEST), ENTRY))
     assert completion["object"] == "chat.completion"
     assert completion["model"] == "Qwen3-8B/dev"
     assert completion["id"] == "c"
@@ -125,7 +127,7 @@ def test_complete_folds_the_stream_into_one_completion() -> None:
 )
 def test_complete_rejects_bad_chunks(line: bytes, expected: str) -> None:
     with pytest.raises(UpstreamError) as info:
-        asyncio.run(engine.complete(parts_of(line + b"\n\n"), ENTRY))
+        asyncio.run(engine.complete(engine.chunks(parts_of(line + b"\n\n"), ENTRY, REQUEST), ENTRY))
     assert expected in info.value.message
     assert info.value.status == 502
 
@@ -182,10 +184,17 @@ def run(parts: list[bytes | None], include_usage: bool = False) -> list[bytes]:
             await asyncio.sleep(0)
             yield part
 
+    return run_source(source(), include_usage)
+
+
+def run_source(source, include_usage: bool = False) -> list[bytes]:
+    """The route's flow: the first chunk read before the response, then SSE."""
+
     async def collect():
-        return [
-            out async for out in engine.sse_stream(source(), ENTRY, include_usage=include_usage)
-        ]
+        chunks = engine.chunks(source, ENTRY, REQUEST)
+        first = await first_chunk(chunks)
+        stream = engine.sse_stream(first, chunks, ENTRY, include_usage=include_usage)
+        return [out async for out in stream]
 
     return asyncio.run(collect())
 
@@ -280,8 +289,13 @@ def test_json_lines_without_newline_at_the_end_are_flushed() -> None:
     assert out[-1] == "[DONE]"
 
 
-def test_garbage_json_is_an_error_event_then_done() -> None:
-    out = decoded(run([b'data: {"id": "c", "choi\n\n']))
+def test_garbage_as_the_first_chunk_fails_before_the_response_starts() -> None:
+    with pytest.raises(UpstreamError):
+        run([b'data: {"id": "c", "choi\n\n'])
+
+
+def test_garbage_json_later_is_an_error_event_then_done() -> None:
+    out = decoded(run([sse(chunk("a")), b'data: {"id": "c", "choi\n\n']))[1:]
     assert out == [
         {
             "error": {
@@ -311,10 +325,7 @@ def test_an_exception_from_the_parts_is_an_error_event_then_done() -> None:
         yield sse(chunk("a"))
         raise UpstreamError("The model failed while streaming: boom")
 
-    async def collect():
-        return [e async for e in engine.sse_stream(source(), ENTRY, include_usage=False)]
-
-    out = decoded(asyncio.run(collect()))
+    out = decoded(run_source(source()))
     assert out[0]["choices"][0]["delta"]["content"] == "a"
     assert out[1]["error"]["message"] == "The model failed while streaming: boom"
     assert out[2] == "[DONE]"
@@ -325,10 +336,7 @@ def test_an_unexpected_bug_still_ends_the_stream_cleanly() -> None:
         yield sse(chunk("a"))
         raise RuntimeError("bug with secret details")
 
-    async def collect():
-        return [e async for e in engine.sse_stream(source(), ENTRY, include_usage=False)]
-
-    out = decoded(asyncio.run(collect()))
+    out = decoded(run_source(source()))
     assert out[1]["error"]["type"] == "upstream_error"
     assert "secret details" not in out[1]["error"]["message"]
     assert out[-1] == "[DONE]"

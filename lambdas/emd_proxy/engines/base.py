@@ -28,6 +28,21 @@ from .chat_stream import ChunkNormalizer, CompletionBuilder
 UsageSink = Callable[[dict[str, Any] | None], None]
 
 
+_STREAM_END = object()
+
+
+class StreamFixer:
+    """Per-stream, engine-specific repairs, before the shared normalisation. `fix`
+    maps one engine chunk to any number of chunks; `end` adds what the engine never
+    sent (a final finish_reason, held-back text) when its stream is over."""
+
+    def fix(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        return [chunk]
+
+    def end(self) -> list[dict[str, Any]]:
+        return []
+
+
 class ChatEngine:
     name: str = "base"
     content_type: str = "application/json"
@@ -36,8 +51,8 @@ class ChatEngine:
     def prepare(self, body: dict[str, Any], entry: RegistryEntry) -> dict[str, Any]:
         return body
 
-    def fix_chunk(self, chunk: dict[str, Any]) -> dict[str, Any]:
-        return chunk
+    def fixer(self, request: ChatCompletionRequest) -> StreamFixer:
+        return StreamFixer()
 
     # --- shared flow -------------------------------------------------------------
     def build_payload(self, request: ChatCompletionRequest, entry: RegistryEntry) -> bytes:
@@ -52,12 +67,31 @@ class ChatEngine:
         return to_json(self.prepare(body, entry))
 
     async def chunks(
-        self, parts: AsyncIterator[bytes | None], entry: RegistryEntry
+        self,
+        parts: AsyncIterator[bytes | None],
+        entry: RegistryEntry,
+        request: ChatCompletionRequest,
     ) -> AsyncIterator[dict[str, Any] | None]:
-        """Normalised chunks; None where a keep-alive is due. Reads to the end of the
+        """Normalised chunks with choices, then one usage chunk (`choices: []`) if the
+        engine reported usage; None where a keep-alive is due. Reads to the end of the
         upstream stream even after `[DONE]`, so its connection can be reused."""
         splitter = LineSplitter()
         normalise = ChunkNormalizer(entry)
+        fixer = self.fixer(request)
+        try:
+            async for chunk in self._chunks(parts, splitter, normalise, fixer):
+                yield chunk
+        finally:
+            # Leaving early (client gone, error) closes the upstream stream at once.
+            await parts.aclose()  # type: ignore[attr-defined]
+
+    async def _chunks(
+        self,
+        parts: AsyncIterator[bytes | None],
+        splitter: LineSplitter,
+        normalise: ChunkNormalizer,
+        fixer: StreamFixer,
+    ) -> AsyncIterator[dict[str, Any] | None]:
         done = False
         async for part in parts:
             if part is None:
@@ -71,58 +105,87 @@ class ChatEngine:
                     done = True
                     break
                 if payload is not None:
-                    yield normalise(self.fix_chunk(parse_chunk(payload)))  # type: ignore[arg-type]
+                    for chunk in fixer.fix(parse_chunk(payload)):  # type: ignore[arg-type]
+                        if normalise(chunk)["choices"]:
+                            yield chunk
         if not done:
             for line in splitter.flush():
                 payload = read_line(line)
                 if payload is not None and payload is not STREAM_DONE:
-                    yield normalise(self.fix_chunk(parse_chunk(payload)))  # type: ignore[arg-type]
+                    for chunk in fixer.fix(parse_chunk(payload)):  # type: ignore[arg-type]
+                        if normalise(chunk)["choices"]:
+                            yield chunk
+        for chunk in fixer.end():
+            if normalise(chunk)["choices"]:
+                yield chunk
+        if normalise.usage:
+            yield normalise.usage_chunk()
 
     async def sse_stream(
         self,
-        parts: AsyncIterator[bytes | None],
+        first: dict[str, Any] | None,
+        rest: AsyncIterator[dict[str, Any] | None],
         entry: RegistryEntry,
         *,
         include_usage: bool,
         on_usage: UsageSink | None = None,
     ) -> AsyncIterator[bytes]:
+        """`first` was read before the response started (so its failure kept its HTTP
+        status); the rest follows as SSE."""
         usage: dict[str, Any] | None = None
         try:
-            async for chunk in self.chunks(parts, entry):
+            chunk: Any = first
+            while chunk is not _STREAM_END:
                 if chunk is None:
                     yield KEEPALIVE
-                    continue
-                usage = chunk.get("usage") or usage
-                # The usage chunk is the only one allowed without choices, and only
-                # when the client asked: clients read `chunk.choices[0]` on every chunk.
-                if not chunk["choices"]:
-                    if not (include_usage and chunk.get("usage")):
-                        continue
-                elif not include_usage:
-                    chunk.pop("usage", None)
-                yield b"data: " + to_json(chunk) + b"\n\n"
+                elif chunk["choices"]:
+                    yield b"data: " + to_json(chunk) + b"\n\n"
+                else:
+                    usage = chunk.get("usage")
+                    # The usage chunk is the only one without choices, and only when
+                    # the client asked: clients read `chunk.choices[0]` on every chunk.
+                    if include_usage:
+                        yield b"data: " + to_json(chunk) + b"\n\n"
+                chunk = await anext(rest, _STREAM_END)
         except ProxyError as exc:
             yield event(exc.body())
         except Exception:  # noqa: BLE001 - a bug must still end the stream cleanly
             logger.exception("stream failed", extra={"model": entry.id})
             yield event(UpstreamError("The model's response could not be read.").body())
+        finally:
+            await rest.aclose()
         if on_usage is not None:
             on_usage(usage)
         yield DONE
 
     async def complete(
         self,
-        parts: AsyncIterator[bytes | None],
+        chunks: AsyncIterator[dict[str, Any] | None],
         entry: RegistryEntry,
         on_usage: UsageSink | None = None,
     ) -> dict[str, Any]:
         builder = CompletionBuilder()
-        async for chunk in self.chunks(parts, entry):
-            if chunk is not None:
-                builder.add(chunk)
+        try:
+            async for chunk in chunks:
+                if chunk is not None:
+                    builder.add(chunk)
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
         if on_usage is not None:
             on_usage(builder.usage)
         return builder.result(entry.id)
+
+
+async def first_chunk(
+    chunks: AsyncIterator[dict[str, Any] | None],
+) -> dict[str, Any] | object | None:
+    """The first chunk (or keep-alive) of a stream, read before the response starts;
+    `_STREAM_END` for an empty stream. Closes the stream when that read fails."""
+    try:
+        return await anext(chunks, _STREAM_END)
+    except BaseException:
+        await chunks.aclose()
+        raise
 
 
 def parse_chunk(payload: bytes) -> dict[str, Any]:
@@ -147,8 +210,13 @@ def check_features(request: ChatCompletionRequest, entry: RegistryEntry) -> None
                     )
 
 
+# TGI's `error_type`s that mean the request was wrong, not the model.
+_CLIENT_ERROR_TYPES = frozenset({"validation", "tool_error"})
+
+
 def load_json_object(body: bytes, what: str) -> dict[str, Any]:
-    """Parse a container's JSON, or fail as a bad upstream answer (502)."""
+    """Parse a container's JSON, or fail: a bad request the engine reported in its
+    stream (400), otherwise a bad upstream answer (502)."""
     try:
         parsed = from_json(body)
     except ValueError as exc:
@@ -160,5 +228,7 @@ def load_json_object(body: bytes, what: str) -> dict[str, Any]:
         message = (
             error.get("message") if isinstance(error, dict) else (error or parsed.get("message"))
         )
+        if parsed.get("error_type") in _CLIENT_ERROR_TYPES:
+            raise InvalidRequestError(str(message))
         raise UpstreamError(f"The model failed: {message or 'unknown error'}")
     return parsed

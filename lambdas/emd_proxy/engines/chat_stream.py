@@ -76,6 +76,10 @@ class ChunkNormalizer:
             delta = choice.get("delta")
             if not isinstance(delta, dict):
                 choice["delta"] = delta = {}
+            # vLLM >= 0.16 calls it `reasoning`; DeepSeek's API and most clients read
+            # `reasoning_content`: send both.
+            if delta.get("reasoning") and "reasoning_content" not in delta:
+                delta["reasoning_content"] = delta["reasoning"]
             if delta.get("tool_calls"):
                 delta["tool_calls"] = self._tool_calls(index, delta["tool_calls"])
             elif "tool_calls" in delta:
@@ -83,12 +87,22 @@ class ChunkNormalizer:
             reason = choice.get("finish_reason")
             if reason is not None:
                 choice["finish_reason"] = self._finish_reason(index, reason)
-        usage = chunk.get("usage")
+        # Usage travels alone, last (engines put it on the last chunk, in a chunk of
+        # its own, or nowhere); `usage_chunk()` sends it at the end.
+        usage = chunk.pop("usage", None)
         if usage:
             self.usage = usage
-        elif "usage" in chunk:
-            del chunk["usage"]
         return chunk
+
+    def usage_chunk(self) -> dict[str, Any]:
+        return {
+            "id": self.id or f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion.chunk",
+            "created": self.created or int(time.time()),
+            "model": self.model,
+            "choices": [],
+            "usage": self.usage,
+        }
 
     def _tool_calls(self, choice: int, raw_calls: Any) -> list[dict[str, Any]]:
         if isinstance(raw_calls, dict):  # TGI before 3.2: one object, not a list
@@ -156,8 +170,9 @@ class CompletionBuilder:
             choice.role = delta.get("role") or choice.role
             if delta.get("content"):
                 choice.content.append(delta["content"])
-            if delta.get("reasoning_content"):
-                choice.reasoning.append(delta["reasoning_content"])
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning:
+                choice.reasoning.append(reasoning)
             for call in delta.get("tool_calls") or []:
                 existing = choice.tool_calls.get(call["index"])
                 if existing is None:
@@ -187,7 +202,7 @@ class CompletionBuilder:
                 "content": "".join(choice.content) if choice.content or not calls else None,
             }
             if choice.reasoning:
-                message["reasoning_content"] = "".join(choice.reasoning)
+                message["reasoning_content"] = message["reasoning"] = "".join(choice.reasoning)
             if calls:
                 message["tool_calls"] = calls
             choices.append(

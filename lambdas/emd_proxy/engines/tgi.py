@@ -1,22 +1,42 @@
 """Text Generation Inference (HF TGI DLC, >= 2.4; TGI is in maintenance mode):
 `/invocations` takes the OpenAI chat body (Messages API) and streams SSE ending with
-`[DONE]`. Quirks handled: no `developer` role, `max_tokens` only, and before 3.2.0
-tool calls came as one object with `arguments` as an object (chat_stream.py turns
-both into OpenAI's list of string fragments). Sources: notes/containers.md section 3
-(router/src/lib.rs, server.rs, chat.rs)."""
+`[DONE]`. Sources: notes/containers.md section 3 and TGI's router (chat.rs,
+tool_grammar.rs, server.rs); emd/local/containers/tgi.py reproduces both formats.
+
+What TGI does differently, and what is repaired here:
+- `max_completion_tokens` is ignored (only `max_tokens` counts) and `n` is unused:
+  mapped, and `n > 1` refused instead of silently answering once.
+- Stop sequences stay in the text: text that could begin a stop sequence is held back
+  and the matched stop is cut, as OpenAI does.
+- 3.2+: a tool stream's first delta has `id: "0"`, the name and `"{"`; the last
+  fragment lacks the closing brace; no chunk ever has a finish_reason.
+- Before 3.2: tool calls stream as raw tokens of `{"function": {"_name": ..., args}}`
+  (plus the end-of-sequence text), with no name: buffered and sent as one call.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import InvalidRequestError
 from ..registry import RegistryEntry
-from .base import ChatEngine
+from ..schemas.chat import ChatCompletionRequest
+from .base import ChatEngine, StreamFixer
+
+_EOS_TEXT = ("</s>", "<|im_end|>", "<|eot_id|>", "<|endoftext|>")
 
 
 class TgiEngine(ChatEngine):
     name = "tgi"
 
     def prepare(self, body: dict[str, Any], entry: RegistryEntry) -> dict[str, Any]:
+        if (body.get("n") or 1) > 1:
+            raise InvalidRequestError(
+                f"The model `{entry.id}` (TGI) generates one choice per request; n must be 1.",
+                param="n",
+            )
         body["messages"] = [
             {**m, "role": "system"} if m.get("role") == "developer" else m for m in body["messages"]
         ]
@@ -25,11 +45,121 @@ class TgiEngine(ChatEngine):
             body.setdefault("max_tokens", limit)
         return body
 
-    def fix_chunk(self, chunk: dict[str, Any]) -> dict[str, Any]:
-        for choice in chunk.get("choices") or []:
-            message = choice.get("message")
-            # A non-streamed TGI answer never reaches here (we always stream), but a
-            # chunk may carry `tool_calls` as a single object (before 3.2.0).
-            if isinstance(message, dict) and "delta" not in choice:
-                choice["delta"] = message
-        return chunk
+    def fixer(self, request: ChatCompletionRequest) -> StreamFixer:
+        stops = request.stop or []
+        return TgiStreamFixer([stops] if isinstance(stops, str) else list(stops))
+
+
+@dataclass
+class _ChoiceState:
+    held: str = ""  # text that may be the start of a stop sequence
+    finished: bool = False
+    legacy_tool: bool | None = None  # None until the first tool delta says which
+    arguments: str = ""
+    tool_seen: bool = False
+
+
+@dataclass
+class TgiStreamFixer(StreamFixer):
+    stops: list[str]
+    _choices: dict[int, _ChoiceState] = field(default_factory=dict)
+    _template: dict[str, Any] = field(default_factory=dict)
+
+    def fix(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        self._template = {k: v for k, v in chunk.items() if k not in ("choices", "usage")}
+        choices = []
+        for position, choice in enumerate(chunk.get("choices") or []):
+            index = choice.get("index", position)
+            state = self._choices.setdefault(index, _ChoiceState())
+            delta = dict(choice.get("delta") or {})
+            if delta.get("tool_calls"):
+                self._tool_delta(state, delta)
+            reason = choice.get("finish_reason")
+            if isinstance(delta.get("content"), str):
+                delta["content"] = self._text(state, delta["content"], final=reason is not None)
+                if not delta["content"]:
+                    del delta["content"]
+            if reason is not None:
+                state.finished = True
+                if state.legacy_tool:
+                    delta["tool_calls"] = self._legacy_call(state)
+            if delta or reason is not None:
+                choices.append({**choice, "index": index, "delta": delta})
+        out = {**chunk, "choices": choices}
+        return [out] if choices or out.get("usage") else []
+
+    def end(self) -> list[dict[str, Any]]:
+        choices = []
+        for index, state in self._choices.items():
+            if state.finished:
+                continue
+            delta: dict[str, Any] = {}
+            text = self._text(state, "", final=True)
+            if text:
+                delta["content"] = text
+            if state.legacy_tool:
+                delta["tool_calls"] = self._legacy_call(state)
+            elif state.tool_seen and _needs_closing_brace(state.arguments):
+                delta["tool_calls"] = [{"index": 0, "function": {"arguments": "}"}}]
+            reason = "tool_calls" if state.tool_seen else "stop"
+            choices.append({"index": index, "delta": delta, "finish_reason": reason})
+        return [{**self._template, "choices": choices}] if choices else []
+
+    def _text(self, state: _ChoiceState, text: str, *, final: bool) -> str:
+        """Hold back what may start a stop sequence; cut the stop once it is there."""
+        if not self.stops:
+            return text
+        held = state.held + text
+        cut = min((held.find(s) for s in self.stops if s in held), default=-1)
+        if cut >= 0:
+            state.held = ""
+            return held[:cut]
+        if final:
+            state.held = ""
+            return held
+        keep = max(len(s) for s in self.stops) - 1
+        state.held = held[len(held) - keep :] if keep else ""
+        return held[: len(held) - keep] if keep else held
+
+    def _tool_delta(self, state: _ChoiceState, delta: dict[str, Any]) -> None:
+        calls = delta["tool_calls"]
+        calls = [calls] if isinstance(calls, dict) else calls
+        state.tool_seen = True
+        for call in calls:
+            function = call.get("function") or {}
+            if state.legacy_tool is None:
+                state.legacy_tool = not function.get("name")
+            arguments = function.get("arguments")
+            if not isinstance(arguments, str):
+                arguments = json.dumps(arguments) if arguments is not None else ""
+            state.arguments += arguments
+        if state.legacy_tool:
+            del delta["tool_calls"]  # sent whole at the end
+        else:
+            delta["tool_calls"] = calls
+
+    def _legacy_call(self, state: _ChoiceState) -> list[dict[str, Any]]:
+        """`{"function": {"_name": "f", "a": 1}}</s>` -> one OpenAI call."""
+        raw = state.arguments.strip()
+        for eos in _EOS_TEXT:
+            raw = raw.removesuffix(eos).strip()
+        state.legacy_tool = False  # sent once
+        try:
+            function = json.loads(raw).get("function", {})
+        except (ValueError, AttributeError):
+            return [{"index": 0, "function": {"name": "", "arguments": raw}}]
+        name = function.pop("_name", function.pop("name", ""))
+        arguments = json.dumps(function, ensure_ascii=False, separators=(",", ":"))
+        return [{"index": 0, "function": {"name": name, "arguments": arguments}}]
+
+
+def _needs_closing_brace(arguments: str) -> bool:
+    try:
+        json.loads(arguments)
+    except ValueError:
+        try:
+            json.loads(arguments + "}")
+        except ValueError:
+            return False
+        return True
+    return False

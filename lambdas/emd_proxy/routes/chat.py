@@ -1,9 +1,9 @@
 """POST /v1/chat/completions.
 
-The engine is always asked to stream (see engines/base.py). The call is made before
-the response starts, so a failure to start (throttling, missing endpoint, container
-4xx) keeps its real HTTP status; only what fails after the first byte of a client
-stream becomes an error event."""
+The engine is always asked to stream (see engines/base.py). For a client stream the
+first chunk is read before the response starts, so a failure to start (throttling,
+missing endpoint, a request the engine rejects in its stream) keeps its real HTTP
+status; only what fails later becomes an error event."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..engines import adapter
+from ..engines.base import first_chunk
 from ..engines.families import UpstreamCall
 from ..gateway import gateway, principal
 from ..metrics import record_usage
@@ -34,13 +35,19 @@ async def create_chat_completion(
     call = UpstreamCall(engine.build_payload(body, entry), engine.content_type)
     upstream = await gw.invoke_stream(entry.endpoint, call)
     parts = gw.pool.iterate_parts(upstream, gw.settings.keepalive_seconds)
+    chunks = engine.chunks(parts, entry, body)
     on_usage = partial(record_usage, caller.name, entry.id)
-    if body.stream:
-        return StreamingResponse(
-            engine.sse_stream(
-                parts, entry, include_usage=body.wants_usage_chunk, on_usage=on_usage
-            ),
-            media_type="text/event-stream",
-            headers=SSE_HEADERS,
-        )
-    return JSONResponse(await engine.complete(parts, entry, on_usage))
+    if not body.stream:
+        return JSONResponse(await engine.complete(chunks, entry, on_usage))
+    first = await first_chunk(chunks)
+    return StreamingResponse(
+        engine.sse_stream(
+            first,  # type: ignore[arg-type]
+            chunks,
+            entry,
+            include_usage=body.wants_usage_chunk,
+            on_usage=on_usage,
+        ),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )
