@@ -133,6 +133,9 @@ def build_bundle(out_dir: Path, *, registry_json: str, target: Target = LAMBDA_T
     # Console scripts carry this machine's interpreter path in their shebang: useless
     # in Lambda, and they would make the bundle differ between machines.
     shutil.rmtree(out_dir / "bin", ignore_errors=True)
+    for record in out_dir.glob("*.dist-info/RECORD"):
+        lines = record.read_text().splitlines(keepends=True)
+        record.write_text("".join(line for line in lines if not line.startswith("../../bin/")))
     shutil.copytree(
         PACKAGE, out_dir / PACKAGE.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
