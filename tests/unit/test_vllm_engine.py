@@ -5,6 +5,8 @@ import json
 from itertools import pairwise
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emd_proxy.engines import chat_engine
 from emd_proxy.engines.base import first_chunk
@@ -140,6 +142,7 @@ def chunk(content: str | None = None, finish: str | None = None, usage: bool = F
         return {
             "id": "c",
             "object": "chat.completion.chunk",
+            "created": 1,
             "model": "/opt/ml/model",
             "choices": [],
             "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
@@ -148,6 +151,7 @@ def chunk(content: str | None = None, finish: str | None = None, usage: bool = F
     return {
         "id": "c",
         "object": "chat.completion.chunk",
+        "created": 1,
         "model": "/opt/ml/model",
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
@@ -347,3 +351,15 @@ def test_comments_and_other_sse_fields_are_ignored() -> None:
     out = decoded(run([stream]))
     assert len(out) == 2
     assert out[0]["choices"][0]["delta"]["content"] == "a"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=len(VLLM_STREAM) - 1), max_size=12))
+def test_any_split_of_the_stream_yields_the_same_chunks(offsets: list[int]) -> None:
+    """The re-splitter property: PayloadParts cut anywhere (inside SSE lines, JSON
+    objects and UTF-8 characters, with empty parts between) give the same chunks."""
+    whole = decoded(run([VLLM_STREAM], include_usage=True))
+    parts: list[bytes | None] = []
+    for piece in cut(VLLM_STREAM, sorted(set(offsets))):
+        parts += [piece, b""]
+    assert decoded(run(parts, include_usage=True)) == whole
