@@ -20,9 +20,9 @@ from emd_proxy.auth import KeyStore, parse_key_document
 from emd_proxy.settings import Settings
 
 from . import config
+from .local.backend_process import BackendProcess
 from .local.gateway import point_boto3_at
 from .local.servers import bind_socket, uvicorn_config
-from .local.stack import LocalStack
 
 
 def run_local(
@@ -56,7 +56,7 @@ def run_local(
         return 1
 
     try:
-        stack = LocalStack(model_ids, invoke_timeout=invoke_timeout).start()
+        stack = BackendProcess.start(model_ids, invoke_timeout)
     except (ValueError, RuntimeError) as exc:
         sock.close()
         err.print(f"[red]emd serve: {exc}[/red]")
@@ -99,7 +99,9 @@ class _LocalServer(uvicorn.Server):
         self._captured_signals.clear()
 
 
-def _print_banner(out: Console, base_url: str, key: str, key_note: str, stack: LocalStack) -> None:
+def _print_banner(
+    out: Console, base_url: str, key: str, key_note: str, stack: BackendProcess
+) -> None:
     table = Table(title="Models", title_justify="left")
     for column in ("id", "families", "engine", "endpoint", "load time"):
         table.add_column(column)
