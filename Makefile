@@ -12,7 +12,7 @@ NPM_STAMP := node_modules/.emd-installed
 # The project's Python first on PATH: cdk.json runs `python3 app.py`.
 CDK := PATH="$(CURDIR)/$(BIN):$$PATH" npx --no-install cdk
 
-.PHONY: serve test lint format clean synth deploy
+.PHONY: serve test lint format clean synth deploy bench
 
 # jsii's Node end-of-life banner and the CLI's telemetry have no place in tests or in
 # a synth on a machine that may be offline.
@@ -64,3 +64,8 @@ deploy: $(VENV)/.dev-installed $(NPM_STAMP)
 
 clean:
 	rm -rf $(VENV) cdk.out node_modules .pytest_cache .ruff_cache
+
+# The side-by-side benchmark of bench/README.md (~3.5 min; the first run installs
+# LiteLLM into bench/.venvs). `make bench ARGS=--quick` for a one-minute smoke run.
+bench: $(VENV)/.dev-installed
+	$(BIN)/python bench/compare.py $(ARGS)

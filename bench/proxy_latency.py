@@ -212,7 +212,8 @@ class Target:
 
 def echo_targets(gw: LocalGateway, stream: bool) -> tuple[Target, Target]:
     """Same chat body to both; the direct call gets it on the emulator's invoke URL (the
-    emulator takes unsigned calls), as boto3 would send it for the proxy."""
+    emulator takes unsigned calls) without `model`, as the proxy sends it (the
+    container knows only its served name, and refuses others as vLLM does)."""
     import httpx
 
     endpoint = gw.registry.resolve(ECHO).endpoint
@@ -238,7 +239,7 @@ def echo_targets(gw: LocalGateway, stream: bool) -> tuple[Target, Target]:
         "direct",
         httpx.Client(timeout=timeout),
         f"{gw.stack.emulator_url}/endpoints/{endpoint}/{operation}",
-        raw,
+        json.dumps({k: v for k, v in body.items() if k != "model"}).encode(),
         json_type,
     )
     return proxy, direct
@@ -274,7 +275,7 @@ def first_bytes_once(target: Target) -> float:
 
 
 def interleaved(
-    targets: tuple[Target, Target],
+    targets: Sequence[Target],
     measure: Callable[[Target], float],
     *,
     per_target: int,
@@ -282,22 +283,24 @@ def interleaved(
     warmup: int,
     budget_s: float,
 ) -> tuple[dict[str, list[float]], int]:
-    """Blocks of `block` calls, target order A B B A A B ..., so drift and noise hit both.
-    Runs fewer blocks when the warm-up says `per_target` would not fit in `budget_s`.
-    Returns the samples and the number of calls per target actually made."""
-    warm: list[float] = []
+    """Blocks of `block` calls, target order A B C C B A A B C ..., so drift and noise
+    hit every target alike. Runs fewer blocks when the warm-up says `per_target` would
+    not fit in `budget_s`. Returns the samples and the number of calls per target
+    actually made."""
+    round_s = 0.0  # one call to each target, from the warm-up's last three quarters
     for target in targets:
-        warm += [measure(target) for _ in range(warmup)]
-    pair_s = 2 * sum(warm[len(warm) // 4 :]) / max(1, len(warm) - len(warm) // 4)
+        warm = [measure(target) for _ in range(warmup)]
+        tail = warm[len(warm) // 4 :]
+        round_s += sum(tail) / max(1, len(tail))
     blocks = max(1, per_target // block)
-    if pair_s > 0:
-        blocks = max(1, min(blocks, int(budget_s / (pair_s * block))))
+    if round_s > 0:
+        blocks = max(1, min(blocks, int(budget_s / (round_s * block))))
     samples: dict[str, list[float]] = {t.name: [] for t in targets}
     gc.collect()
     gc.disable()  # a collection landing in one block would skew it; re-enabled below
     try:
         for i in range(blocks):
-            order = targets if i % 2 == 0 else targets[::-1]
+            order = list(targets) if i % 2 == 0 else list(targets)[::-1]
             for target in order:
                 out = samples[target.name]
                 for _ in range(block):

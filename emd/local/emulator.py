@@ -96,12 +96,15 @@ class Emulator:
         early = await self._apply_start_fault(fault, name)
         if early is not None:
             return early
+        headers = _forward_headers(request)
+        if headers is None:
+            return invalid_headers()
         body = await request.body()
         try:
             upstream = await self.client.post(
                 f"{container}/invocations",
                 content=body,
-                headers=_forward_headers(request),
+                headers=headers,
                 timeout=self.invoke_timeout,
             )
         except httpx.TimeoutException:
@@ -132,9 +135,12 @@ class Emulator:
         early = await self._apply_start_fault(fault, name)
         if early is not None:
             return early
+        headers = _forward_headers(request)
+        if headers is None:
+            return invalid_headers()
         body = await request.body()
         upstream_request = self.client.build_request(
-            "POST", f"{container}/invocations", content=body, headers=_forward_headers(request)
+            "POST", f"{container}/invocations", content=body, headers=headers
         )
         try:
             upstream = await self.client.send(upstream_request, stream=True)
@@ -293,8 +299,21 @@ async def _cut_at(pieces: AsyncIterator[bytes], offsets: list[int]) -> AsyncIter
         position += len(piece)
 
 
-def _forward_headers(request: Request) -> dict[str, str]:
-    return {h: request.headers[h] for h in _FORWARDED if h in request.headers}
+def _forward_headers(request: Request) -> dict[str, str] | None:
+    """The headers SageMaker passes on, or None when one is not printable ASCII
+    (SageMaker's constraint on ContentType, Accept and CustomAttributes)."""
+    headers = {h: request.headers[h] for h in _FORWARDED if h in request.headers}
+    if any(not v.isascii() or not v.isprintable() for v in headers.values()):
+        return None
+    return headers
+
+
+def invalid_headers() -> Response:
+    return aws_error(
+        "ValidationError",
+        400,
+        {"Message": "ContentType, Accept and CustomAttributes must be printable ASCII."},
+    )
 
 
 # --- SageMaker's error shapes (rest-json: code in x-amzn-ErrorType) --------------------

@@ -36,10 +36,12 @@ def validation_error(errors: Sequence[dict[str, Any]]) -> InvalidRequestError:
     kind = first.get("type", "")
     param = field_path(first.get("loc", ()))
     if kind == "json_invalid":
+        reason = str((first.get("ctx") or {}).get("error", "")).strip()
         return InvalidRequestError(
-            "We could not parse the JSON body of your request. (HINT: This likely means "
-            "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
-            "payload.)"
+            "We could not parse the JSON body of your request"
+            + (f" ({reason})" if reason else "")
+            + ". The API expects a JSON payload (NaN, Infinity and lone surrogates are "
+            "not JSON)."
         )
     if param is None and kind == "missing":
         return InvalidRequestError("The request body is missing; send a JSON object.")

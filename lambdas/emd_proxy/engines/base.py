@@ -19,6 +19,7 @@ from typing import Any
 from pydantic_core import from_json, to_json
 
 from ..errors import InvalidRequestError, ProxyError, UpstreamError
+from ..jsonio import dumps
 from ..log import logger
 from ..registry import RegistryEntry
 from ..schemas.chat import ChatCompletionRequest
@@ -64,7 +65,7 @@ class ChatEngine:
         body["stream"] = True
         # Always ask for usage (recorded per key); stripped unless the client asked.
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        return to_json(self.prepare(body, entry))
+        return dumps(self.prepare(body, entry))
 
     async def chunks(
         self,

@@ -11,8 +11,9 @@ from ..engines import adapter
 from ..engines.families import AudioFile
 from ..errors import InvalidRequestError, RequestTooLargeError
 from ..gateway import gateway, principal
+from ..jsonio import StrictJsonRoute
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 

@@ -16,10 +16,11 @@ from ..engines import adapter
 from ..engines.base import first_chunk
 from ..engines.families import UpstreamCall
 from ..gateway import gateway, principal
+from ..jsonio import StrictJsonRoute
 from ..metrics import record_usage
 from ..schemas.chat import ChatCompletionRequest
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 

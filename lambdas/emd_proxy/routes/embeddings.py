@@ -10,10 +10,11 @@ from fastapi import APIRouter, Request
 from ..engines import adapter
 from ..errors import InvalidRequestError
 from ..gateway import gateway, principal
+from ..jsonio import StrictJsonRoute
 from ..schemas.embeddings import EmbeddingsRequest
 from ..vectors import estimate_tokens, shorten, to_base64
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 
 @router.post("/v1/embeddings")

@@ -8,21 +8,21 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic_core import to_json
 
 from ..engines.families import UpstreamCall
 from ..errors import InvalidRequestError, ProxyError, UpstreamError
 from ..gateway import gateway, principal
+from ..jsonio import StrictJsonRoute, dumps
 from ..log import logger
 from ..schemas.invocations import InvocationsRequest
 from ..sse import DONE, KEEPALIVE, event
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 
 def _payload(body: InvocationsRequest) -> bytes:
     if "json" in body.content_type.lower():
-        return to_json(body.input)
+        return dumps(body.input)
     if isinstance(body.input, str):
         return body.input.encode()
     raise InvalidRequestError(

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from ..gateway import gateway, principal
+from ..jsonio import StrictJsonRoute
 from ..registry import RegistryEntry
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 
 def model_card(entry: RegistryEntry) -> dict[str, Any]:

@@ -12,10 +12,11 @@ from ..engines import adapter
 from ..engines.families import Score
 from ..errors import UpstreamError
 from ..gateway import gateway, principal
+from ..jsonio import StrictJsonRoute
 from ..schemas.rerank import RerankRequest
 from ..vectors import estimate_tokens
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 
 @router.post("/v1/rerank")

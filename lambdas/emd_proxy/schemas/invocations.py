@@ -9,11 +9,14 @@ from pydantic import Field
 
 from .chat import _Permissive
 
+_HEADER = r"^[\x20-\x7E]*$"
+
 
 class InvocationsRequest(_Permissive):
     model: str = Field(min_length=1, max_length=256)
     input: Any
     stream: bool = False
-    content_type: str = Field(default="application/json", max_length=256)
-    accept: str | None = Field(default=None, max_length=256)
-    custom_attributes: str | None = Field(default=None, max_length=1024)
+    # SageMaker's own limits for these headers: printable ASCII, at most 1024.
+    content_type: str = Field(default="application/json", max_length=1024, pattern=_HEADER)
+    accept: str | None = Field(default=None, max_length=1024, pattern=_HEADER)
+    custom_attributes: str | None = Field(default=None, max_length=1024, pattern=_HEADER)
