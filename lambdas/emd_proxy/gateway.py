@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from starlette.requests import Request
 
@@ -46,10 +48,8 @@ class Gateway:
 
         return list(await asyncio.gather(*(one(c) for c in calls)))
 
-    async def invoke_stream(self, endpoint: str, call: UpstreamCall) -> UpstreamStream:
-        """InvokeEndpointWithResponseStream in a worker thread; returns once the
-        endpoint has answered with headers (so failures to start raise here)."""
-        return await self.pool.run(
+    def _stream_opener(self, endpoint: str, call: UpstreamCall) -> Callable[[], UpstreamStream]:
+        return partial(
             self.sagemaker.invoke_stream,
             endpoint,
             call.body,
@@ -57,6 +57,21 @@ class Gateway:
             accept=call.accept,
             custom_attributes=call.custom_attributes,
         )
+
+    async def open_stream(
+        self, endpoint: str, call: UpstreamCall
+    ) -> tuple[UpstreamStream, AsyncIterator[bytes | None]]:
+        """InvokeEndpointWithResponseStream, opened and read by one worker task;
+        failures to start raise here, before any response goes out."""
+        return await self.pool.open_stream(
+            self._stream_opener(endpoint, call), self.settings.keepalive_seconds
+        )
+
+    async def read_stream(self, endpoint: str, call: UpstreamCall) -> list[bytes]:
+        """The whole streamed answer, read in one worker call (no per-part hand-off:
+        nobody is waiting for the parts one by one)."""
+        opener = self._stream_opener(endpoint, call)
+        return await self.pool.run(lambda: list(opener()))
 
 
 def gateway(request: Request) -> Gateway:

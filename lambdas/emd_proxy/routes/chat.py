@@ -19,6 +19,7 @@ from ..gateway import gateway, principal
 from ..jsonio import StrictJsonRoute
 from ..metrics import record_usage
 from ..schemas.chat import ChatCompletionRequest
+from ..streaming import collect
 
 router = APIRouter(route_class=StrictJsonRoute)
 
@@ -34,12 +35,14 @@ async def create_chat_completion(
     entry = gw.registry.resolve(body.model, "chat", caller.models)
     engine = adapter(entry, "chat")
     call = UpstreamCall(engine.build_payload(body, entry), engine.content_type)
-    upstream = await gw.invoke_stream(entry.endpoint, call)
-    parts = gw.pool.iterate_parts(upstream, gw.settings.keepalive_seconds)
-    chunks = engine.chunks(parts, entry, body)
     on_usage = partial(record_usage, caller.name, entry.id)
     if not body.stream:
-        return JSONResponse(await engine.complete(chunks, entry, on_usage))
+        parts = collect(await gw.read_stream(entry.endpoint, call))
+        return JSONResponse(
+            await engine.complete(engine.chunks(parts, entry, body), entry, on_usage)
+        )
+    _, stream = await gw.open_stream(entry.endpoint, call)
+    chunks = engine.chunks(stream, entry, body)
     first = await first_chunk(chunks)
     return StreamingResponse(
         engine.sse_stream(

@@ -38,9 +38,8 @@ async def invoke(body: InvocationsRequest, request: Request) -> Response:
     if not body.stream:
         answer = await gw.invoke(entry.endpoint, call)
         return Response(answer.body, media_type=answer.content_type)
-    upstream = await gw.invoke_stream(entry.endpoint, call)
+    upstream, parts = await gw.open_stream(entry.endpoint, call)
     sse = upstream.content_type.startswith("text/event-stream")
-    parts = gw.pool.iterate_parts(upstream, gw.settings.keepalive_seconds)
     return StreamingResponse(_relay(parts, sse), media_type=upstream.content_type)
 
 
