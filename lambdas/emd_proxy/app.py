@@ -75,6 +75,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # FastAPI's native OpenTelemetry looks up global providers on every request;
+        # tracing here is X-Ray's (Lambda), not OTel's.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.gateway = gw
     app.add_middleware(GatewayMiddleware, gateway=gw)
