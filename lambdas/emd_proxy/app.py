@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -91,7 +92,73 @@ def create_app(
         return {"status": "ok"}
 
     _install_error_handlers(app)
+    _document_auth_and_errors(app)
     return app
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+_ERROR_STATUSES = {
+    "400": "Invalid request (the `param` names the field)",
+    "401": "Missing or wrong API key",
+    "404": "Unknown model, or one the key may not see",
+    "413": "Request body too large",
+    "429": "Throttled; see Retry-After",
+    "502": "The model failed or answered garbage",
+    "503": "The model is not ready; see Retry-After",
+    "504": "The model did not answer in time",
+}
+
+
+def _document_auth_and_errors(app: FastAPI) -> None:
+    """/openapi.json as the API behaves: Bearer keys on /v1, OpenAI-shaped errors (never
+    FastAPI's 422, which the error handlers turn into 400)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["bearerAuth"] = {
+            "type": "http",
+            "scheme": "bearer",
+        }
+        schemas = components.setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        schemas["ErrorResponse"] = _ERROR_SCHEMA
+        error = {
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+            }
+        }
+        for path, operations in schema.get("paths", {}).items():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                for status, description in _ERROR_STATUSES.items():
+                    responses.setdefault(status, {"description": description, **error})
+                if path.startswith("/v1/"):
+                    operation["security"] = [{"bearerAuth": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -18,7 +18,36 @@ router = APIRouter(route_class=StrictJsonRoute)
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 
 
-@router.post("/v1/audio/transcriptions", response_model=None)
+# The form is parsed by hand (FastAPI's Form() would answer 422 and read every field);
+# this declares it for clients and fuzzers reading /openapi.json.
+_FORM_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "model"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "model": {"type": "string"},
+                        "language": {"type": "string"},
+                        "prompt": {"type": "string"},
+                        "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS)},
+                        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+                        "timestamp_granularities[]": {
+                            "type": "array",
+                            "items": {"type": "string", "enum": ["word", "segment"]},
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/v1/audio/transcriptions", response_model=None, openapi_extra=_FORM_SCHEMA)
 async def transcribe(request: Request) -> Response:
     gw = gateway(request)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
