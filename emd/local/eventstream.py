@@ -23,7 +23,10 @@ def _headers(headers: dict[str, str]) -> bytes:
 
 
 def encode_message(headers: dict[str, str], payload: bytes) -> bytes:
-    raw_headers = _headers(headers)
+    return _frame(_headers(headers), payload)
+
+
+def _frame(raw_headers: bytes, payload: bytes) -> bytes:
     total = 12 + len(raw_headers) + len(payload) + 4
     prelude = struct.pack("!II", total, len(raw_headers))
     prelude += struct.pack("!I", zlib.crc32(prelude))
@@ -31,15 +34,19 @@ def encode_message(headers: dict[str, str], payload: bytes) -> bytes:
     return message + struct.pack("!I", zlib.crc32(message))
 
 
+_PAYLOAD_PART_HEADERS = _headers(
+    {
+        ":event-type": "PayloadPart",
+        ":message-type": "event",
+        ":content-type": "application/octet-stream",
+    }
+)
+
+
 def payload_part(data: bytes) -> bytes:
-    return encode_message(
-        {
-            ":event-type": "PayloadPart",
-            ":message-type": "event",
-            ":content-type": "application/octet-stream",
-        },
-        data,
-    )
+    """`encode_message` with the PayloadPart headers encoded once (every streamed
+    part of every request carries the same three)."""
+    return _frame(_PAYLOAD_PART_HEADERS, data)
 
 
 def exception_event(kind: str, message: str, error_code: str | None = None) -> bytes:
