@@ -76,51 +76,27 @@ class ChatEngine:
         """Normalised chunks with choices, then one usage chunk (`choices: []`) if the
         engine reported usage; None where a keep-alive is due. Reads to the end of the
         upstream stream even after `[DONE]`, so its connection can be reused."""
-        splitter = LineSplitter()
         normalise = ChunkNormalizer(entry)
         fixer = self.fixer(request)
+
+        def normalised(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [c for c in raw if normalise(c)["choices"]]
+
         try:
-            async for chunk in self._chunks(parts, splitter, normalise, fixer):
+            async for payloads in _payloads(parts):
+                if payloads is None:
+                    yield None
+                    continue
+                for payload in payloads:
+                    for chunk in normalised(fixer.fix(load_json_object(payload, "stream chunk"))):
+                        yield chunk
+            for chunk in normalised(fixer.end()):
                 yield chunk
+            if normalise.usage:
+                yield normalise.usage_chunk()
         finally:
             # Leaving early (client gone, error) closes the upstream stream at once.
             await parts.aclose()  # type: ignore[attr-defined]
-
-    async def _chunks(
-        self,
-        parts: AsyncIterator[bytes | None],
-        splitter: LineSplitter,
-        normalise: ChunkNormalizer,
-        fixer: StreamFixer,
-    ) -> AsyncIterator[dict[str, Any] | None]:
-        done = False
-        async for part in parts:
-            if part is None:
-                yield None
-                continue
-            if done:
-                continue
-            for line in splitter.feed(part):
-                payload = read_line(line)
-                if payload is STREAM_DONE:
-                    done = True
-                    break
-                if payload is not None:
-                    for chunk in fixer.fix(parse_chunk(payload)):  # type: ignore[arg-type]
-                        if normalise(chunk)["choices"]:
-                            yield chunk
-        if not done:
-            for line in splitter.flush():
-                payload = read_line(line)
-                if payload is not None and payload is not STREAM_DONE:
-                    for chunk in fixer.fix(parse_chunk(payload)):  # type: ignore[arg-type]
-                        if normalise(chunk)["choices"]:
-                            yield chunk
-        for chunk in fixer.end():
-            if normalise(chunk)["choices"]:
-                yield chunk
-        if normalise.usage:
-            yield normalise.usage_chunk()
 
     async def sse_stream(
         self,
@@ -177,6 +153,34 @@ class ChatEngine:
         return builder.result(entry.id)
 
 
+async def _payloads(parts: AsyncIterator[bytes | None]) -> AsyncIterator[list[bytes] | None]:
+    """The JSON payloads of each upstream part (lines re-split across parts; SSE or
+    JSON lines), None for a keep-alive. Reads to the end even after `[DONE]`, so the
+    upstream connection can be reused."""
+    splitter = LineSplitter()
+    done = False
+    async for part in parts:
+        if part is None:
+            yield None
+        elif not done:
+            payloads, done = _read_lines(splitter.feed(part))
+            yield payloads
+    if not done:
+        yield _read_lines(splitter.flush())[0]
+
+
+def _read_lines(lines: list[bytes]) -> tuple[list[bytes], bool]:
+    """(payloads before `[DONE]`, whether `[DONE]` came)."""
+    payloads = []
+    for line in lines:
+        payload = read_line(line)
+        if payload is STREAM_DONE:
+            return payloads, True
+        if payload is not None:
+            payloads.append(payload)  # type: ignore[arg-type]
+    return payloads, False
+
+
 async def first_chunk(
     chunks: AsyncIterator[dict[str, Any] | None],
 ) -> dict[str, Any] | object | None:
@@ -187,11 +191,6 @@ async def first_chunk(
     except BaseException:
         await chunks.aclose()
         raise
-
-
-def parse_chunk(payload: bytes) -> dict[str, Any]:
-    chunk = load_json_object(payload, "stream chunk")
-    return chunk
 
 
 def check_features(request: ChatCompletionRequest, entry: RegistryEntry) -> None:
