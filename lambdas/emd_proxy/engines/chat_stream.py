@@ -36,7 +36,8 @@ def _call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
-def _arguments(value: Any) -> str:
+def arguments_text(value: Any) -> str:
+    """Tool-call arguments as OpenAI sends them: a JSON string (engines send objects)."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -126,12 +127,12 @@ class ChunkNormalizer:
                 # Some engines number calls "0", "1": not unique across a conversation.
                 if not isinstance(call_id, str) or len(call_id) < 6:
                     call_id = _call_id()
-                function["arguments"] = _arguments(function.get("arguments"))
+                function["arguments"] = arguments_text(function.get("arguments"))
                 function.setdefault("name", "")
                 out.append({"index": ours, "id": call_id, "type": "function", "function": function})
             else:
                 ours = calls.by_engine_key[key] if key is not None else calls.current
-                fragment = {"arguments": _arguments(function.get("arguments"))}
+                fragment = {"arguments": arguments_text(function.get("arguments"))}
                 out.append({"index": ours, "function": fragment})
         return out
 

@@ -24,6 +24,7 @@ from ..errors import InvalidRequestError
 from ..registry import RegistryEntry
 from ..schemas.chat import ChatCompletionRequest
 from .base import ChatEngine, StreamFixer
+from .chat_stream import arguments_text
 
 _EOS_TEXT = ("</s>", "<|im_end|>", "<|eot_id|>", "<|endoftext|>")
 
@@ -129,10 +130,7 @@ class TgiStreamFixer(StreamFixer):
             function = call.get("function") or {}
             if state.legacy_tool is None:
                 state.legacy_tool = not function.get("name")
-            arguments = function.get("arguments")
-            if not isinstance(arguments, str):
-                arguments = json.dumps(arguments) if arguments is not None else ""
-            state.arguments += arguments
+            state.arguments += arguments_text(function.get("arguments"))
         if state.legacy_tool:
             del delta["tool_calls"]  # sent whole at the end
         else:
@@ -149,8 +147,7 @@ class TgiStreamFixer(StreamFixer):
         except (ValueError, AttributeError):
             return [{"index": 0, "function": {"name": "", "arguments": raw}}]
         name = function.pop("_name", function.pop("name", ""))
-        arguments = json.dumps(function, ensure_ascii=False, separators=(",", ":"))
-        return [{"index": 0, "function": {"name": name, "arguments": arguments}}]
+        return [{"index": 0, "function": {"name": name, "arguments": arguments_text(function)}}]
 
 
 def _needs_closing_brace(arguments: str) -> bool:
