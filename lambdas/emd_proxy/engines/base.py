@@ -4,8 +4,8 @@ Every chat request streams from the engine, also when the client did not ask for
 stream: the answer is then folded into one `chat.completion`. That is one code path
 for both, and it lifts SageMaker's 60 s InvokeEndpoint limit on long answers.
 
-Hooks (pure): `prepare` (the OpenAI body -> what this container accepts) and
-`fix_chunk` (one engine chunk -> OpenAI's shape, before the shared normalisation).
+Hooks: `prepare` (the OpenAI body -> what this container accepts) and `fixer` (a
+per-stream `StreamFixer` repairing engine chunks before the shared normalisation).
 The flow: re-split the upstream bytes into lines (SSE or JSON lines), normalise each
 chunk (chat_stream.py), drop the usage chunk the client did not ask for, turn a
 failure after the first byte into one error event, and always end with `[DONE]`.

@@ -3,7 +3,7 @@ LangChain's and LlamaIndex's Cohere-compatible clients accept."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from .chat import _Permissive
 
@@ -23,8 +23,3 @@ class RerankRequest(_Permissive):
 
     def texts(self) -> list[str]:
         return [d if isinstance(d, str) else d.text for d in self.documents]
-
-
-class RankedDocument(BaseModel):
-    index: int
-    relevance_score: float
