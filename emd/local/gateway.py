@@ -64,6 +64,6 @@ def start_local_gateway(
     registry = Registry([*stack.registry.entries(), *extra_entries])
     app = create_app(settings or Settings.from_env(), registry=registry, keys=KeyStore.static(keys))
     servers = BackgroundServers("emd-proxy")
-    url = servers.add(app)
+    url = servers.add(app, lifespan=True)
     servers.start()
     return LocalGateway(f"{url}/v1", stack, registry, servers)

@@ -57,10 +57,15 @@ class BackgroundServers:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def add(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Binds now (so the URL is known at once); serves once `start()` runs."""
+    def add(
+        self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, lifespan: bool = False
+    ) -> str:
+        """Binds now (so the URL is known at once); serves once `start()` runs. An app
+        with `lifespan` gets its startup and shutdown (the proxy closes its upstream
+        connections there)."""
         sock = bind_socket(host, port)
-        self._served.append(_Served(uvicorn.Server(uvicorn_config(app)), sock))
+        config = uvicorn_config(app, lifespan="on" if lifespan else "off")
+        self._served.append(_Served(uvicorn.Server(config), sock))
         bound_host, bound_port = sock.getsockname()[:2]
         return f"http://{bound_host}:{bound_port}"
 

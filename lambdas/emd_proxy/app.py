@@ -28,8 +28,8 @@ from .registry import Registry
 from .routes import audio, chat, embeddings, invocations, models, rerank
 from .sagemaker_client import SageMakerRuntime
 from .settings import Settings
-from .streaming import WorkerPool
 from .validation import validation_error
+from .workers import WorkerPool
 
 _FAMILY_ROUTERS = {
     "chat": [chat.router],
@@ -61,14 +61,14 @@ def create_app(
         settings=settings,
         registry=registry or Registry.from_env(),
         keys=keys or keys_from_settings(settings),
-        sagemaker=sagemaker or SageMakerRuntime(settings),
+        sagemaker=sagemaker or SageMakerRuntime(settings, offload=pool.run),
         pool=pool,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        pool.shutdown()
+        await gw.aclose()
 
     app = FastAPI(
         title="EMD gateway",

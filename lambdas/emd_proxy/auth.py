@@ -74,10 +74,15 @@ class KeyStore:
 
     @classmethod
     def from_secret(cls, secret_id: str, ttl: float = 60.0) -> KeyStore:
-        def load() -> Mapping[str, Any]:
-            import boto3
+        client: Any = None
 
-            value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)
+        def load() -> Mapping[str, Any]:
+            nonlocal client
+            if client is None:  # once: creating a client loads the service model
+                import botocore.session
+
+                client = botocore.session.get_session().create_client("secretsmanager")
+            value = client.get_secret_value(SecretId=secret_id)
             return json.loads(value["SecretString"])
 
         return cls(load, ttl)

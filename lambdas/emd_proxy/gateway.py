@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from functools import partial
 
 from starlette.requests import Request
 
@@ -14,7 +13,7 @@ from .engines.families import UpstreamCall
 from .registry import Registry
 from .sagemaker_client import SageMakerRuntime, UpstreamResponse, UpstreamStream
 from .settings import Settings
-from .streaming import WorkerPool
+from .workers import WorkerPool
 
 
 @dataclass
@@ -26,9 +25,7 @@ class Gateway:
     pool: WorkerPool
 
     async def invoke(self, endpoint: str, call: UpstreamCall) -> UpstreamResponse:
-        """InvokeEndpoint in a worker thread."""
-        return await self.pool.run(
-            self.sagemaker.invoke,
+        return await self.sagemaker.invoke(
             endpoint,
             call.body,
             content_type=call.content_type,
@@ -48,30 +45,23 @@ class Gateway:
 
         return list(await asyncio.gather(*(one(c) for c in calls)))
 
-    def _stream_opener(self, endpoint: str, call: UpstreamCall) -> Callable[[], UpstreamStream]:
-        return partial(
-            self.sagemaker.invoke_stream,
+    async def open_stream(
+        self, endpoint: str, call: UpstreamCall
+    ) -> tuple[UpstreamStream, AsyncIterator[bytes | None]]:
+        """The stream and its parts (None where a keep-alive is due); a failure to
+        start raises here, before any response goes out."""
+        stream = await self.sagemaker.open_stream(
             endpoint,
             call.body,
             content_type=call.content_type,
             accept=call.accept,
             custom_attributes=call.custom_attributes,
         )
+        return stream, stream.parts(self.settings.keepalive_seconds)
 
-    async def open_stream(
-        self, endpoint: str, call: UpstreamCall
-    ) -> tuple[UpstreamStream, AsyncIterator[bytes | None]]:
-        """InvokeEndpointWithResponseStream, opened and read by one worker task;
-        failures to start raise here, before any response goes out."""
-        return await self.pool.open_stream(
-            self._stream_opener(endpoint, call), self.settings.keepalive_seconds
-        )
-
-    async def read_stream(self, endpoint: str, call: UpstreamCall) -> list[bytes]:
-        """The whole streamed answer, read in one worker call (no per-part hand-off:
-        nobody is waiting for the parts one by one)."""
-        opener = self._stream_opener(endpoint, call)
-        return await self.pool.run(lambda: list(opener()))
+    async def aclose(self) -> None:
+        await self.sagemaker.aclose()
+        self.pool.shutdown()
 
 
 def gateway(request: Request) -> Gateway:

@@ -12,8 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from emd.local.eventstream import encode_message, exception_event, payload_part
-from emd_proxy.errors import UpstreamError
-from emd_proxy.sagemaker_client import UpstreamStream
 
 OPERATION = "InvokeEndpointWithResponseStream"
 
@@ -146,36 +144,3 @@ def test_botocore_event_stream_raises_internal_stream_failure() -> None:
     with pytest.raises(EventStreamError) as info:
         list(parsed["Body"])
     assert info.value.response["Error"]["Code"] == "InternalStreamFailure"
-
-
-def test_upstream_stream_yields_bytes_and_maps_a_stream_error_to_502() -> None:
-    data = (
-        payload_part(b"a")
-        + payload_part(b"")  # empty parts are skipped
-        + payload_part(b"b")
-        + exception_event(
-            "ModelStreamError",
-            "Stream broken. See arn:aws:logs:us-east-1:123456789012:log-group:/x",
-            "StreamBroken",
-        )
-    )
-    stream = UpstreamStream(parse_stream_response(data), "emd-echo-local")
-    received = []
-    with pytest.raises(UpstreamError) as info:
-        for part in stream:
-            received.append(part)
-    assert received == [b"a", b"b"]
-    assert info.value.status == 502
-    assert info.value.body()["error"]["type"] == "upstream_error"
-    assert "123456789012" not in info.value.message
-    assert "arn:aws" not in info.value.message
-
-
-def test_upstream_stream_close_ends_iteration_quietly() -> None:
-    parsed = parse_stream_response(payload_part(b"a") + exception_event("ModelStreamError", "x"))
-    stream = UpstreamStream(parsed, "emd-echo-local")
-    iterator = iter(stream)
-    assert next(iterator) == b"a"
-    stream.close()
-    assert stream.closed
-    assert list(iterator) == []  # the error after close() is not raised

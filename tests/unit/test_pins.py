@@ -53,6 +53,6 @@ def test_shared_pins_agree() -> None:
     lam, project = lambda_pins(), project_pins()
     shared = lam.keys() & project.keys()
     # The proxy's core packages are in both; an empty overlap would mean a parsing bug.
-    assert {"fastapi", "uvicorn", "pydantic", "boto3", "botocore"} <= shared
+    assert {"fastapi", "uvicorn", "pydantic", "botocore", "aiohttp"} <= shared
     mismatched = {name: (lam[name], project[name]) for name in shared if lam[name] != project[name]}
     assert not mismatched, f"lambdas/requirements.txt vs pyproject.toml: {mismatched}"

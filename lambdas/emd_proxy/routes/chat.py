@@ -19,7 +19,6 @@ from ..gateway import gateway, principal
 from ..jsonio import StrictJsonRoute
 from ..metrics import record_usage
 from ..schemas.chat import ChatCompletionRequest
-from ..streaming import collect
 
 router = APIRouter(route_class=StrictJsonRoute)
 
@@ -36,12 +35,11 @@ async def create_chat_completion(
     engine = adapter(entry, "chat")
     call = UpstreamCall(engine.build_payload(body, entry), engine.content_type)
     on_usage = partial(record_usage, caller.name, entry.id)
-    if not body.stream:
-        parts = collect(await gw.read_stream(entry.endpoint, call))
-        return JSONResponse(
-            await engine.complete(engine.chunks(parts, entry, body), entry, on_usage)
-        )
     _, stream = await gw.open_stream(entry.endpoint, call)
+    if not body.stream:
+        return JSONResponse(
+            await engine.complete(engine.chunks(stream, entry, body), entry, on_usage)
+        )
     chunks = engine.chunks(stream, entry, body)
     first = await first_chunk(chunks)
     return StreamingResponse(

@@ -29,8 +29,7 @@ from emd_proxy.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from emd_proxy.sagemaker_client import SageMakerRuntime, map_upstream_error
-from emd_proxy.settings import Settings
+from emd_proxy.sagemaker_errors import map_upstream_error
 
 ACCOUNT = "123456789012"
 ENDPOINT = "emd-qwen3-8b-dev"
@@ -417,76 +416,3 @@ def test_model_error_table(raise_aws, row, original) -> None:
 
 
 # --- the client wrapper -----------------------------------------------------------------
-
-
-@pytest.fixture
-def runtime_for(monkeypatch):
-    """A real `SageMakerRuntime` whose HTTP answers come from `answers` (one per attempt)."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "AWS_PROFILE",
-                 "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-
-    def make(settings: Settings, answers: list[tuple[int, dict, bytes]]):
-        runtime = SageMakerRuntime(settings)
-        attempts: list[str] = []
-
-        def send(request, **_):
-            attempts.append(request.url)
-            status, headers, body = answers[len(attempts) - 1]
-            return AWSResponse(request.url, status, headers, _Raw(body))
-
-        runtime._client.meta.events.register("before-send.sagemaker-runtime.*", send)
-        return runtime, attempts
-
-    return make
-
-
-def test_upstream_max_attempts_counts_the_first_attempt(runtime_for) -> None:
-    throttled = (400, {"x-amzn-ErrorType": "ThrottlingException"}, b'{"message": "Rate"}')
-    runtime, attempts = runtime_for(Settings(upstream_max_attempts=1), [throttled])
-    with pytest.raises(RateLimitError):
-        runtime.invoke(ENDPOINT, b"{}")
-    assert len(attempts) == 1  # no retry: one injected fault is one client-visible error
-
-
-def test_invoke_returns_the_body_and_content_type(runtime_for) -> None:
-    ok = (200, {"Content-Type": "application/json; charset=utf-8"}, b'{"choices": []}')
-    runtime, attempts = runtime_for(Settings(upstream_max_attempts=1), [ok])
-    response = runtime.invoke(ENDPOINT, b"{}", accept="application/json")
-    assert response.body == b'{"choices": []}'
-    assert response.content_type == "application/json; charset=utf-8"
-    assert attempts[0].endswith(f"/endpoints/{ENDPOINT}/invocations")
-
-
-def test_invoke_maps_errors(runtime_for) -> None:
-    missing = (
-        400,
-        {"x-amzn-ErrorType": "ValidationError"},
-        json.dumps({"Message": f"Endpoint {ENDPOINT} of account {ACCOUNT} not found."}).encode(),
-    )
-    runtime, _ = runtime_for(Settings(upstream_max_attempts=1), [missing])
-    with pytest.raises(ModelNotReadyError) as info:
-        runtime.invoke(ENDPOINT, b"{}")
-    assert ACCOUNT not in info.value.message
-
-
-def test_invoke_stream_yields_the_payload_parts(runtime_for) -> None:
-    from emd.local.eventstream import payload_part
-
-    stream_answer = (
-        200,
-        {
-            "Content-Type": "application/vnd.amazon.eventstream",
-            "X-Amzn-SageMaker-Content-Type": "text/event-stream",
-        },
-        payload_part(b"data: 1\n") + payload_part(b"\ndata: [DONE]\n\n"),
-    )
-    runtime, attempts = runtime_for(Settings(upstream_max_attempts=1), [stream_answer])
-    stream = runtime.invoke_stream(ENDPOINT, b"{}")
-    assert stream.content_type == "text/event-stream"
-    assert list(stream) == [b"data: 1\n", b"\ndata: [DONE]\n\n"]
-    assert attempts[0].endswith(f"/endpoints/{ENDPOINT}/invocations-response-stream")
