@@ -150,11 +150,12 @@ def floor_app(upstream: str) -> Starlette:
 def stub_app() -> Starlette:
     """InvokeEndpoint and InvokeEndpointWithResponseStream answered in-process by the
     echo container's own handler, framed as the emulator frames them (same response
-    headers, one PayloadPart per container chunk, same ModelError shape), but without
-    the emulator's HTTP hop to a container. It is to our proxy what `direct` is to
-    LiteLLM and the floor: a backend that costs next to nothing, so what is measured
-    through it is the proxy (the emulator's hop costs more CPU per streamed request
-    than the proxy itself, and on 2 cores that caps what the proxy can show)."""
+    headers, same ModelError shape, the PayloadParts the emulator makes of the echo's
+    answer: an instant one whole in one part, a paced one a part per chunk), but
+    without the emulator's HTTP hop to a container. It is to our proxy what `direct` is
+    to LiteLLM and the floor: a backend that costs next to nothing, so what is measured
+    through it is the proxy (the emulator's hop and the container's streamed answer
+    cost CPU that, on 2 cores, the proxy competes with)."""
     from collections.abc import AsyncIterator
 
     from emd.local import eventstream
@@ -179,10 +180,18 @@ def stub_app() -> Starlette:
                 request.path_params["name"], answer.status_code, bytes(answer.body).decode()
             )
 
+        paced = bool(echo.pace(json.loads(await request.body())))
+
         async def frames() -> AsyncIterator[bytes]:
+            if not paced:
+                yield eventstream.payload_part(b"".join([c async for c in as_bytes()]))
+                return
+            async for chunk in as_bytes():
+                yield eventstream.payload_part(chunk)
+
+        async def as_bytes() -> AsyncIterator[bytes]:
             async for chunk in answer.body_iterator:
-                data = chunk if isinstance(chunk, bytes) else str(chunk).encode()
-                yield eventstream.payload_part(data)
+                yield chunk if isinstance(chunk, bytes) else str(chunk).encode()
 
         return StreamingResponse(
             frames(),

@@ -5,18 +5,28 @@ It speaks the real wire protocol (rest-json errors with `x-amzn-ErrorType`, Mode
 with OriginalStatusCode/OriginalMessage, AWS event-stream for the streaming call) and
 forwards to containers that implement the SageMaker container contract (`GET /ping`,
 `POST /invocations`) on loopback ports. It enforces the InvokeEndpoint time limit and
-applies injected faults (faults.py)."""
+applies injected faults (faults.py).
+
+PayloadParts: each one carries whatever container bytes have arrived when the emulator
+reads, as a proxy forwards what each socket read returns (SageMaker's parts align with
+nothing). A slow container's chunks go out one part each, the moment they arrive; an
+instant container's whole answer usually goes out as one part. Faults keep their
+meaning: `split_parts` offsets count container bytes (cuts on top of the coalescing),
+`split_http` offsets count event-stream bytes, and the faults that count parts
+(`stream_error` and `stall` with `after`) see one part per container HTTP chunk, so
+"after N parts" means after N container chunks, instant or slow."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -30,6 +40,10 @@ REGION = "us-east-1"
 VARIANT = "AllTraffic"
 # Headers of the invoke calls that reach the container (SageMaker forwards these).
 _FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes")
+_CONNECT_TIMEOUT = 5.0
+_STREAM_FAILED = "Model stream failed"
+_STREAM_TIMED_OUT = "The model did not send the rest of its response in time."
+_STREAM_BROKEN = "The connection to the model was closed before its response ended."
 
 
 @dataclass
@@ -55,23 +69,35 @@ class Emulator:
         self.invoke_timeout = invoke_timeout
         self.faults = FaultBook()
         self.stats = EmulatorStats()
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.invoke_timeout, connect=5.0),
-                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+    def session(self) -> aiohttp.ClientSession:
+        """Created on first use: aiohttp binds a session to the running loop."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0),
+                # The container gets the caller's headers, not a client's defaults (an
+                # Accept-Encoding would let it compress what SageMaker passes through).
+                skip_auto_headers=("Accept", "Accept-Encoding", "Content-Type", "User-Agent"),
+                auto_decompress=False,
             )
-        return self._client
+        return self._session
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
+        yield
+        await self.aclose()
 
     def app(self) -> Starlette:
+        """Serve it with lifespan on: shutdown closes the container connections."""
         return Starlette(
+            lifespan=self._lifespan,
             routes=[
                 Route("/endpoints/{name}/invocations", self.invoke, methods=["POST"]),
                 Route(
@@ -82,7 +108,7 @@ class Emulator:
                 Route("/_emulator/faults", self.faults_api, methods=["GET", "POST", "DELETE"]),
                 Route("/_emulator/stats", self.stats_api, methods=["GET"]),
                 Route("/_emulator/endpoints", self.endpoints_api, methods=["GET"]),
-            ]
+            ],
         )
 
     # --- InvokeEndpoint ------------------------------------------------------------
@@ -100,26 +126,26 @@ class Emulator:
         if headers is None:
             return invalid_headers()
         body = await request.body()
+        # SageMaker's limit is on the whole answer, not on each read.
+        timeout = aiohttp.ClientTimeout(total=self.invoke_timeout, connect=_CONNECT_TIMEOUT)
         try:
-            upstream = await self.client.post(
-                f"{container}/invocations",
-                content=body,
-                headers=headers,
-                timeout=self.invoke_timeout,
-            )
-        except httpx.TimeoutException:
+            async with self.session.post(
+                f"{container}/invocations", data=body, headers=headers, timeout=timeout
+            ) as upstream:
+                content = await upstream.read()
+        except TimeoutError:
             return invocation_timed_out(name)
-        except httpx.TransportError:
+        except aiohttp.ClientError:
             return model_error(name, 500, "The container is not reachable.")
-        if upstream.status_code >= 400:
-            return model_error(name, upstream.status_code, upstream.text)
+        if upstream.status >= 400:
+            return model_error(name, upstream.status, content.decode(errors="replace"))
         headers = {"x-Amzn-Invoked-Production-Variant": VARIANT}
         if "x-amzn-sagemaker-custom-attributes" in upstream.headers:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = upstream.headers[
                 "x-amzn-sagemaker-custom-attributes"
             ]
         return Response(
-            upstream.content,
+            content,
             media_type=upstream.headers.get("content-type", "application/json"),
             headers=headers,
         )
@@ -139,19 +165,24 @@ class Emulator:
         if headers is None:
             return invalid_headers()
         body = await request.body()
-        upstream_request = self.client.build_request(
-            "POST", f"{container}/invocations", content=body, headers=headers
+        # A stream may run past the invoke limit as long as the container keeps talking.
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=_CONNECT_TIMEOUT, sock_read=self.invoke_timeout
         )
         try:
-            upstream = await self.client.send(upstream_request, stream=True)
-        except httpx.TimeoutException:
+            upstream = await self.session.post(
+                f"{container}/invocations", data=body, headers=headers, timeout=timeout
+            )
+        except TimeoutError:
             return invocation_timed_out(name)
-        except httpx.TransportError:
+        except aiohttp.ClientError:
             return model_error(name, 500, "The container is not reachable.")
-        if upstream.status_code >= 400:
-            text = (await upstream.aread()).decode(errors="replace")
-            await upstream.aclose()
-            return model_error(name, upstream.status_code, text)
+        if upstream.status >= 400:
+            try:
+                text = (await upstream.read()).decode(errors="replace")
+            finally:
+                upstream.close()
+            return model_error(name, upstream.status, text)
         return StreamingResponse(
             self._event_stream(upstream, fault),
             media_type="application/vnd.amazon.eventstream",
@@ -164,57 +195,52 @@ class Emulator:
         )
 
     async def _event_stream(
-        self, upstream: httpx.Response, fault: Fault | None
+        self, upstream: aiohttp.ClientResponse, fault: Fault | None
     ) -> AsyncIterator[bytes]:
         self.stats.streams_opened += 1
         finished = False
         try:
-            frames = self._frames(upstream, fault)
+            frames = self._frames(_container_bytes(upstream, fault), fault)
             if fault is not None and fault.kind == "split_http":
-                async for piece in _cut_at(frames, fault.offsets()):
-                    yield piece
-            else:
+                frames = _cut_at(frames, fault.offsets())
+            # A container that goes silent past the limit or drops the connection
+            # mid-answer ends the stream with SageMaker's ModelStreamError codes.
+            try:
                 async for frame in frames:
                     yield frame
+            except TimeoutError:
+                yield _model_stream_error("ModelInvocationTimeExceeded", _STREAM_TIMED_OUT)
+            except aiohttp.ClientError:
+                yield _model_stream_error("StreamBroken", _STREAM_BROKEN)
             finished = True
         finally:
-            await upstream.aclose()
+            # Closing drops the connection: a container still generating stops at once.
+            upstream.close()
             if finished:
                 self.stats.streams_finished += 1
             else:
                 self.stats.streams_cancelled += 1
 
-    async def _frames(self, upstream: httpx.Response, fault: Fault | None) -> AsyncIterator[bytes]:
-        """Container bytes -> PayloadPart messages, with stream faults applied."""
-        chunks: AsyncIterator[bytes] = upstream.aiter_raw()
-        if fault is not None and fault.kind == "split_parts":
-            chunks = _cut_at(chunks, fault.offsets())
+    @staticmethod
+    async def _frames(chunks: AsyncIterator[bytes], fault: Fault | None) -> AsyncIterator[bytes]:
+        """Container bytes -> PayloadPart messages, with the faults that count parts."""
+        if fault is None or not _counts_parts(fault):
+            async for chunk in chunks:
+                yield eventstream.payload_part(chunk)
+            return
+        after = fault.int_param("after", 1)
         sent = 0
         async for chunk in chunks:
-            if not chunk:
-                continue
-            if (
-                fault is not None
-                and fault.kind == "stream_error"
-                and sent >= fault.int_param("after", 1)
-            ):
-                yield eventstream.exception_event(
-                    "ModelStreamError",
-                    str(fault.params.get("message", "Model stream failed")),
-                    "ModelError",
-                )
+            if fault.kind == "stream_error" and sent >= after:
+                yield _stream_error(fault)
                 return
-            if fault is not None and fault.kind == "stall" and sent == fault.int_param("after", 1):
+            if fault.kind == "stall" and sent == after:
                 await asyncio.sleep(fault.float_param("seconds", 1.0))
             yield eventstream.payload_part(chunk)
             sent += 1
-        if fault is not None and fault.kind == "stream_error":
+        if fault.kind == "stream_error":
             # The container finished before `after` parts: fail at the end instead.
-            yield eventstream.exception_event(
-                "ModelStreamError",
-                str(fault.params.get("message", "Model stream failed")),
-                "ModelError",
-            )
+            yield _stream_error(fault)
 
     # --- faults that answer before the container is called -------------------------
     async def _apply_start_fault(self, fault: Fault | None, name: str) -> Response | None:
@@ -280,6 +306,38 @@ class Emulator:
     def _count(self, name: str) -> None:
         self.stats.invocations += 1
         self.stats.by_endpoint[name] = self.stats.by_endpoint.get(name, 0) + 1
+
+
+def _container_bytes(upstream: aiohttp.ClientResponse, fault: Fault | None) -> AsyncIterator[bytes]:
+    """The container's answer as PayloadPart payloads: whatever has arrived at each read,
+    as a proxy forwards what each socket read returns."""
+    if fault is not None and _counts_parts(fault):
+        return _http_chunks(upstream)
+    pieces: AsyncIterator[bytes] = upstream.content.iter_any()
+    if fault is not None and fault.kind == "split_parts":
+        return _cut_at(pieces, fault.offsets())
+    return pieces
+
+
+async def _http_chunks(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """One part per container HTTP chunk, so that "after N parts" counts the same
+    container chunks whether the container is instant or slow."""
+    async for data, _ in upstream.content.iter_chunks():
+        if data:
+            yield data
+
+
+def _counts_parts(fault: Fault) -> bool:
+    """A stall without `after` silences the container before its answer instead."""
+    return fault.kind == "stream_error" or (fault.kind == "stall" and "after" in fault.params)
+
+
+def _stream_error(fault: Fault) -> bytes:
+    return _model_stream_error("ModelError", str(fault.params.get("message", _STREAM_FAILED)))
+
+
+def _model_stream_error(code: str, message: str) -> bytes:
+    return eventstream.exception_event("ModelStreamError", message, code)
 
 
 async def _cut_at(pieces: AsyncIterator[bytes], offsets: list[int]) -> AsyncIterator[bytes]:

@@ -59,7 +59,7 @@ class LocalStack:
                 "model loaded", extra={"model": model.id, "load_seconds": round(seconds, 3)}
             )
         self.emulator = Emulator(endpoints, invoke_timeout=self.invoke_timeout)
-        self.emulator_url = self._servers.add(self.emulator.app())
+        self.emulator_url = self._servers.add(self.emulator.app(), lifespan=True)
         self._servers.start()
         self._wait_for_ping()
         self.registry = Registry(m.entry(created) for m in self.models)
