@@ -176,7 +176,10 @@ class SageMakerRuntime:
                 )
                 if response.status < 300:
                     payload = b"" if streaming else await response.read()
-                    self._quota.release_retry_quota(request_context, _status_of(response))
+                    # The quota reads only the status of a success: no header copy.
+                    self._quota.release_retry_quota(
+                        request_context, AWSResponse(prepared.url, response.status, {}, None)
+                    )
                     return response, payload
                 status = _status_of(response)
                 parsed = self._parse_error(operation, response, await response.read())
@@ -307,8 +310,9 @@ class UpstreamStream:
                     if payload:
                         yield payload
         except Exception as exc:
-            if isinstance(exc, aiohttp.ServerTimeoutError):
-                exc = ReadTimeoutError(endpoint_url=str(self._response.url), error=exc)
+            # A read timeout is the SDK's (504); any other break is "interrupted" (502).
+            if isinstance(exc, TimeoutError):
+                exc = _transport_error(exc, str(self._response.url))
             raise map_upstream_error(exc, self._endpoint) from exc
         finally:
             self.close()
