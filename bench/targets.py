@@ -175,23 +175,20 @@ def stub_app() -> Starlette:
 
     async def invoke_stream(request: Request) -> Response:
         answer = await echo.invocations(request)
-        if not isinstance(answer, StreamingResponse):
+        if answer.status_code >= 400:
             return model_error(
                 request.path_params["name"], answer.status_code, bytes(answer.body).decode()
             )
 
-        paced = bool(echo.pace(json.loads(await request.body())))
-
         async def frames() -> AsyncIterator[bytes]:
-            if not paced:
-                yield eventstream.payload_part(b"".join([c async for c in as_bytes()]))
+            # The echo writes an instant answer at once and a paced one chunk by chunk.
+            if not isinstance(answer, StreamingResponse):
+                yield eventstream.payload_part(bytes(answer.body))
                 return
-            async for chunk in as_bytes():
-                yield eventstream.payload_part(chunk)
-
-        async def as_bytes() -> AsyncIterator[bytes]:
             async for chunk in answer.body_iterator:
-                yield chunk if isinstance(chunk, bytes) else str(chunk).encode()
+                yield eventstream.payload_part(
+                    chunk if isinstance(chunk, bytes) else str(chunk).encode()
+                )
 
         return StreamingResponse(
             frames(),

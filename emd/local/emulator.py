@@ -13,8 +13,9 @@ nothing). A slow container's chunks go out one part each, the moment they arrive
 instant container's whole answer usually goes out as one part. Faults keep their
 meaning: `split_parts` offsets count container bytes (cuts on top of the coalescing),
 `split_http` offsets count event-stream bytes, and the faults that count parts
-(`stream_error` and `stall` with `after`) see one part per container HTTP chunk, so
-"after N parts" means after N container chunks, instant or slow."""
+(`stream_error` and `stall` with `after`) see one part per record the container
+streams (an SSE event, or a line of JSON lines), so "after N parts" means after N
+chunks of the answer, however the container wrote them."""
 
 from __future__ import annotations
 
@@ -312,19 +313,27 @@ def _container_bytes(upstream: aiohttp.ClientResponse, fault: Fault | None) -> A
     """The container's answer as PayloadPart payloads: whatever has arrived at each read,
     as a proxy forwards what each socket read returns."""
     if fault is not None and _counts_parts(fault):
-        return _http_chunks(upstream)
+        return _records(upstream)
     pieces: AsyncIterator[bytes] = upstream.content.iter_any()
     if fault is not None and fault.kind == "split_parts":
         return _cut_at(pieces, fault.offsets())
     return pieces
 
 
-async def _http_chunks(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    """One part per container HTTP chunk, so that "after N parts" counts the same
-    container chunks whether the container is instant or slow."""
-    async for data, _ in upstream.content.iter_chunks():
-        if data:
-            yield data
+async def _records(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """One part per streamed record (an SSE event ends with a blank line, a JSON line
+    with its newline), so that "after N parts" counts the same chunks of an answer
+    whether the container wrote it at once or chunk by chunk."""
+    content_type = upstream.headers.get("content-type", "")
+    end = b"\n\n" if content_type.startswith("text/event-stream") else b"\n"
+    pending = b""
+    async for piece in upstream.content.iter_any():
+        pending += piece
+        *records, pending = pending.split(end)
+        for record in records:
+            yield record + end
+    if pending:
+        yield pending
 
 
 def _counts_parts(fault: Fault) -> bool:

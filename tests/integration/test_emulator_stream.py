@@ -95,6 +95,12 @@ def container_chunks(setup: Setup, payload: dict[str, Any]) -> list[bytes]:
         return [same_answer(chunk) for chunk in answer.iter_raw()]
 
 
+def container_events(setup: Setup, payload: dict[str, Any]) -> list[bytes]:
+    """The container's SSE events, each with its blank line, however it wrote them."""
+    whole = b"".join(container_chunks(setup, payload))
+    return [event + b"\n\n" for event in whole.split(b"\n\n") if event]
+
+
 def same_answer(data: bytes) -> bytes:
     return re.sub(rb'"(id|created)":("[^"]*"|\d+)', rb'"\1":0', data)
 
@@ -132,8 +138,8 @@ def test_a_paced_answer_sends_each_chunk_as_it_is_generated(setup: Setup) -> Non
     assert min(gaps) > 0.02, f"chunks were held back and sent together: {gaps}"
 
 
-def test_stream_error_after_n_parts_counts_container_chunks(setup: Setup) -> None:
-    chunks = container_chunks(setup, body())
+def test_stream_error_after_n_parts_counts_the_containers_events(setup: Setup) -> None:
+    chunks = container_events(setup, body())
     setup.emulator.faults.add("echo", "stream_error", after=3, message="boom")
     messages = stream(setup.url, "echo", body())
     assert [same_answer(p) for p in payloads(messages)] == chunks[:3]
@@ -141,8 +147,8 @@ def test_stream_error_after_n_parts_counts_container_chunks(setup: Setup) -> Non
     assert (kind, error) == ("ModelStreamError", {"Message": "boom", "ErrorCode": "ModelError"})
 
 
-def test_stall_after_n_parts_pauses_between_container_chunks(setup: Setup) -> None:
-    chunks = container_chunks(setup, body())
+def test_stall_after_n_parts_pauses_between_the_containers_events(setup: Setup) -> None:
+    chunks = container_events(setup, body())
     setup.emulator.faults.add("echo", "stall", after=2, seconds=0.3)
     started = time.monotonic()
     assert [same_answer(p) for p in payloads(stream(setup.url, "echo", body()))] == chunks

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 
 from pydantic import ValidationError
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from . import openai_wire as wire
 from . import vllm_output
@@ -62,9 +62,7 @@ class EchoContainer(FakeChatContainer):
                     answer, self.served_model_name, self.reasoning_field
                 )
             )
-            return StreamingResponse(
-                self.paced(frames, delay, wire.SSE_DONE), media_type="text/event-stream"
-            )
+            return self.stream(frames, delay, wire.SSE_DONE, "text/event-stream")
         await self.wait(delay, answer.completion_tokens)
         return JSONResponse(
             vllm_output.completion(answer, self.served_model_name, self.reasoning_field)

@@ -1,7 +1,10 @@
 """The SageMaker container contract every fake chat engine shares (`GET|POST /ping`,
 `POST /invocations`) and the pacing of its answers: `echo_delay_ms` in the request
 body, or `delay` (seconds) given to the container, spaces the generated chunks (and
-delays a non-streamed answer by as much), for benchmarks and keep-alive tests."""
+delays a non-streamed answer by as much), for benchmarks and keep-alive tests.
+
+An unpaced stream is ready at once and goes out in one write, as a server writes what
+it has ready; a paced one goes out chunk by chunk, each when it is generated."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -55,6 +58,15 @@ class FakeChatContainer:
     async def wait(delay: float, steps: int) -> None:
         if delay and steps:
             await asyncio.sleep(delay * steps)
+
+    @classmethod
+    def stream(
+        cls, frames: Iterable[tuple[bytes, bool]], delay: float, tail: bytes, media_type: str
+    ) -> Response:
+        """A streamed answer: `frames` (bytes, whether generated) then `tail`."""
+        if not delay:
+            return Response(b"".join(frame for frame, _ in frames) + tail, media_type=media_type)
+        return StreamingResponse(cls.paced(frames, delay, tail), media_type=media_type)
 
     @staticmethod
     async def paced(

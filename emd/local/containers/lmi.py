@@ -23,7 +23,7 @@ import json
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from . import vllm_output
 from .fake_container import FakeChatContainer
@@ -80,9 +80,7 @@ class LmiContainer(FakeChatContainer):
                 (f"{dumps(chunk)}\n".encode(), generated)
                 for chunk, generated in vllm_output.chunks(answer, self.served_model_name)
             )
-            return StreamingResponse(
-                self.paced(lines, delay, b"\n"), media_type="application/jsonlines"
-            )
+            return self.stream(lines, delay, b"\n", "application/jsonlines")
         await self.wait(delay, answer.completion_tokens)
         body = dumps(vllm_output.completion(answer, self.served_model_name))
         return Response(f"{body}\n", media_type="application/json")

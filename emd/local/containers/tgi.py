@@ -36,7 +36,7 @@ import json
 import time
 from typing import Any, Literal
 
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from . import echo_model as model
 from .fake_container import FakeChatContainer
@@ -293,9 +293,7 @@ class TgiContainer(FakeChatContainer):
             else:
                 stream = TgiStream(generated, self.served_model_name, self.fingerprint, self.legacy)
                 frames = ((sse(chunk), True) for chunk in stream.chunks())
-            return StreamingResponse(
-                self.paced(frames, delay, SSE_DONE), media_type="text/event-stream"
-            )
+            return self.stream(frames, delay, SSE_DONE, "text/event-stream")
         if problem is not None:
             error = {"error": f"Input validation error: {problem}", "error_type": "validation"}
             return JSONResponse(error, status_code=422)
