@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emd_proxy.engines import chat_engine
-from emd_proxy.engines.base import first_chunk
+from emd_proxy.engines.base import first_batch
 from emd_proxy.engines.vllm import VllmEngine
 from emd_proxy.errors import InvalidRequestError, UpstreamError
 from emd_proxy.registry import RegistryEntry
@@ -192,22 +192,24 @@ def run(parts: list[bytes | None], include_usage: bool = False) -> list[bytes]:
 
 
 def run_source(source, include_usage: bool = False) -> list[bytes]:
-    """The route's flow: the first chunk read before the response, then SSE."""
+    """The route's flow: the first batch read before the response, then SSE."""
 
     async def collect():
-        chunks = engine.chunks(source, ENTRY, REQUEST)
-        first = await first_chunk(chunks)
-        stream = engine.sse_stream(first, chunks, ENTRY, include_usage=include_usage)
+        batches = engine.chunks(source, ENTRY, REQUEST)
+        first = await first_batch(batches)
+        stream = engine.sse_stream(first, batches, ENTRY, include_usage=include_usage)
         return [out async for out in stream]
 
     return asyncio.run(collect())
 
 
-def decoded(events: list[bytes]) -> list:
-    """Output frames -> parsed data payloads ('[DONE]' kept as a string)."""
+def decoded(writes: list[bytes]) -> list:
+    """Output writes (each one or more events) -> parsed data payloads ('[DONE]' kept as
+    a string)."""
     out = []
-    for frame in events:
-        assert frame.endswith(b"\n\n")
+    for write in writes:
+        assert write.endswith(b"\n\n")
+    for frame in (e + b"\n\n" for w in writes for e in w.split(b"\n\n") if e):
         if frame.startswith(b":"):
             out.append("keep-alive")
             continue
@@ -240,7 +242,38 @@ def test_stream_split_at_awkward_places() -> None:
 
 def test_stream_one_byte_at_a_time_is_the_same() -> None:
     one_by_one = [VLLM_STREAM[i : i + 1] for i in range(len(VLLM_STREAM))]
-    assert run(one_by_one) == run([VLLM_STREAM])
+    assert b"".join(run(one_by_one)) == b"".join(run([VLLM_STREAM]))
+
+
+def test_chunks_that_arrive_together_go_out_in_one_write() -> None:
+    writes = run([VLLM_STREAM])
+    assert len(writes) == 2  # the answer, then [DONE]
+    assert [c["choices"][0]["delta"].get("content") for c in decoded(writes[:1])] == [
+        "",
+        "héllo",
+        " 世界",
+        None,
+    ]
+
+
+def test_each_part_goes_out_before_the_next_is_read() -> None:
+    parts = [sse(chunk("")), sse(chunk("a")), sse(chunk("b")), sse(chunk(None, "stop"))]
+    log: list[str] = []
+
+    async def source():
+        for number, part in enumerate(parts):
+            log.append(f"read {number}")
+            yield part
+
+    async def collect() -> None:
+        batches = engine.chunks(source(), ENTRY, REQUEST)
+        first = await first_batch(batches)
+        async for write in engine.sse_stream(first, batches, ENTRY, include_usage=False):
+            log.append(f"write {len(log) // 2}" if len(decoded([write])) == 1 else "write many")
+
+    asyncio.run(collect())
+    # Each write holds one chunk ([DONE] last), made before the next part is read.
+    assert log == [*(f"{step} {n}" for n in range(4) for step in ("read", "write")), "write 4"]
 
 
 def test_usage_chunk_is_kept_when_asked_for() -> None:

@@ -9,6 +9,9 @@ per-stream `StreamFixer` repairing engine chunks before the shared normalisation
 The flow: re-split the upstream bytes into lines (SSE or JSON lines), normalise each
 chunk (chat_stream.py), drop the usage chunk the client did not ask for, turn a
 failure after the first byte into one error event, and always end with `[DONE]`.
+The chunks one upstream part completed travel as a batch and go out in one write: a
+model that streams token by token sends a part per token, so nothing waits, and an
+answer that arrives at once costs one write instead of one per chunk.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from ..sse import DONE, KEEPALIVE, STREAM_DONE, LineSplitter, event, read_line
 from .chat_stream import ChunkNormalizer, CompletionBuilder
 
 UsageSink = Callable[[dict[str, Any] | None], None]
+# The normalised chunks one upstream part completed.
+Batch = list[dict[str, Any]]
 
 
 _STREAM_END = object()
@@ -72,58 +77,75 @@ class ChatEngine:
         parts: AsyncIterator[bytes | None],
         entry: RegistryEntry,
         request: ChatCompletionRequest,
-    ) -> AsyncIterator[dict[str, Any] | None]:
+    ) -> AsyncIterator[Batch | None]:
         """Normalised chunks with choices, then one usage chunk (`choices: []`) if the
-        engine reported usage; None where a keep-alive is due. Reads to the end of the
+        engine reported usage, in batches: the chunks each upstream part completed
+        (never empty), so what arrived together goes out together and nothing waits
+        for a later part; None where a keep-alive is due. Reads to the end of the
         upstream stream even after `[DONE]`, so its connection can be reused."""
         normalise = ChunkNormalizer(entry)
         fixer = self.fixer(request)
 
-        def normalised(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return [c for c in raw if normalise(c)["choices"]]
+        def add(batch: Batch, raw: list[dict[str, Any]]) -> None:
+            batch.extend(c for c in raw if normalise(c)["choices"])
 
         try:
             async for payloads in _payloads(parts):
                 if payloads is None:
                     yield None
                     continue
-                for payload in payloads:
-                    for chunk in normalised(fixer.fix(load_json_object(payload, "stream chunk"))):
-                        yield chunk
-            for chunk in normalised(fixer.end()):
-                yield chunk
+                batch: Batch = []
+                failure: ProxyError | None = None
+                try:
+                    for payload in payloads:
+                        add(batch, fixer.fix(load_json_object(payload, "stream chunk")))
+                except ProxyError as exc:
+                    failure = exc  # what came before the failure still goes out
+                if batch:
+                    yield batch
+                if failure is not None:
+                    raise failure
+            batch = []
+            add(batch, fixer.end())
             if normalise.usage:
-                yield normalise.usage_chunk()
+                batch.append(normalise.usage_chunk())
+            if batch:
+                yield batch
         finally:
             # Leaving early (client gone, error) closes the upstream stream at once.
             await parts.aclose()  # type: ignore[attr-defined]
 
     async def sse_stream(
         self,
-        first: dict[str, Any] | None,
-        rest: AsyncIterator[dict[str, Any] | None],
+        first: Batch | None,
+        rest: AsyncIterator[Batch | None],
         entry: RegistryEntry,
         *,
         include_usage: bool,
         on_usage: UsageSink | None = None,
     ) -> AsyncIterator[bytes]:
         """`first` was read before the response started (so its failure kept its HTTP
-        status); the rest follows as SSE."""
+        status); the rest follows as SSE, one write per batch."""
         usage: dict[str, Any] | None = None
         try:
-            chunk: Any = first
-            while chunk is not _STREAM_END:
-                if chunk is None:
+            batch: Any = first
+            while batch is not _STREAM_END:
+                if batch is None:
                     yield KEEPALIVE
-                elif chunk["choices"]:
-                    yield b"data: " + to_json(chunk) + b"\n\n"
                 else:
-                    usage = chunk.get("usage")
-                    # The usage chunk is the only one without choices, and only when
-                    # the client asked: clients read `chunk.choices[0]` on every chunk.
-                    if include_usage:
-                        yield b"data: " + to_json(chunk) + b"\n\n"
-                chunk = await anext(rest, _STREAM_END)
+                    events = []
+                    for chunk in batch:
+                        if not chunk["choices"]:
+                            usage = chunk.get("usage")
+                            # The usage chunk is the only one without choices, and only
+                            # when the client asked: clients read `chunk.choices[0]` on
+                            # every chunk.
+                            if not include_usage:
+                                continue
+                        events.append(b"data: " + to_json(chunk) + b"\n\n")
+                    if events:
+                        yield b"".join(events)
+                batch = await anext(rest, _STREAM_END)
         except ProxyError as exc:
             yield event(exc.body())
         except Exception:  # noqa: BLE001 - a bug must still end the stream cleanly
@@ -137,17 +159,17 @@ class ChatEngine:
 
     async def complete(
         self,
-        chunks: AsyncIterator[dict[str, Any] | None],
+        batches: AsyncIterator[Batch | None],
         entry: RegistryEntry,
         on_usage: UsageSink | None = None,
     ) -> dict[str, Any]:
         builder = CompletionBuilder()
         try:
-            async for chunk in chunks:
-                if chunk is not None:
+            async for batch in batches:
+                for chunk in batch or ():
                     builder.add(chunk)
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await batches.aclose()  # type: ignore[attr-defined]
         if on_usage is not None:
             on_usage(builder.usage)
         return builder.result(entry.id)
@@ -181,15 +203,13 @@ def _read_lines(lines: list[bytes]) -> tuple[list[bytes], bool]:
     return payloads, False
 
 
-async def first_chunk(
-    chunks: AsyncIterator[dict[str, Any] | None],
-) -> dict[str, Any] | object | None:
-    """The first chunk (or keep-alive) of a stream, read before the response starts;
+async def first_batch(batches: AsyncIterator[Batch | None]) -> Batch | object | None:
+    """The first batch (or keep-alive) of a stream, read before the response starts;
     `_STREAM_END` for an empty stream. Closes the stream when that read fails."""
     try:
-        return await anext(chunks, _STREAM_END)
+        return await anext(batches, _STREAM_END)
     except BaseException:
-        await chunks.aclose()
+        await batches.aclose()  # type: ignore[attr-defined]
         raise
 
 

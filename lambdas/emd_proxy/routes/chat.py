@@ -1,7 +1,7 @@
 """POST /v1/chat/completions.
 
 The engine is always asked to stream (see engines/base.py). For a client stream the
-first chunk is read before the response starts, so a failure to start (throttling,
+first chunks are read before the response starts, so a failure to start (throttling,
 missing endpoint, a request the engine rejects in its stream) keeps its real HTTP
 status; only what fails later becomes an error event."""
 
@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..engines import adapter
-from ..engines.base import first_chunk
+from ..engines.base import first_batch
 from ..engines.families import UpstreamCall
 from ..gateway import gateway, principal
 from ..jsonio import StrictJsonRoute
@@ -40,12 +40,12 @@ async def create_chat_completion(
         return JSONResponse(
             await engine.complete(engine.chunks(stream, entry, body), entry, on_usage)
         )
-    chunks = engine.chunks(stream, entry, body)
-    first = await first_chunk(chunks)
+    batches = engine.chunks(stream, entry, body)
+    first = await first_batch(batches)
     return StreamingResponse(
         engine.sse_stream(
             first,  # type: ignore[arg-type]
-            chunks,
+            batches,
             entry,
             include_usage=body.wants_usage_chunk,
             on_usage=on_usage,
