@@ -163,6 +163,7 @@ def stub_app() -> Starlette:
     from emd.local.emulator import VARIANT, model_error
 
     echo = EchoContainer()
+    EVENTS = "application/vnd.amazon.eventstream"
     variant = {"x-Amzn-Invoked-Production-Variant": VARIANT}
 
     async def invoke(request: Request) -> Response:
@@ -180,21 +181,20 @@ def stub_app() -> Starlette:
                 request.path_params["name"], answer.status_code, bytes(answer.body).decode()
             )
 
+        headers = {"X-Amzn-SageMaker-Content-Type": answer.media_type or "", **variant}
+        if not isinstance(answer, StreamingResponse):
+            # An instant answer, written at once: one part in a plain response.
+            return Response(
+                eventstream.payload_part(bytes(answer.body)), media_type=EVENTS, headers=headers
+            )
+
         async def frames() -> AsyncIterator[bytes]:
-            # The echo writes an instant answer at once and a paced one chunk by chunk.
-            if not isinstance(answer, StreamingResponse):
-                yield eventstream.payload_part(bytes(answer.body))
-                return
             async for chunk in answer.body_iterator:
                 yield eventstream.payload_part(
                     chunk if isinstance(chunk, bytes) else str(chunk).encode()
                 )
 
-        return StreamingResponse(
-            frames(),
-            media_type="application/vnd.amazon.eventstream",
-            headers={"X-Amzn-SageMaker-Content-Type": answer.media_type or "", **variant},
-        )
+        return StreamingResponse(frames(), media_type=EVENTS, headers=headers)
 
     return Starlette(
         routes=[

@@ -10,7 +10,8 @@ applies injected faults (faults.py).
 PayloadParts: each one carries whatever container bytes have arrived when the emulator
 reads, as a proxy forwards what each socket read returns (SageMaker's parts align with
 nothing). A slow container's chunks go out one part each, the moment they arrive; an
-instant container's whole answer usually goes out as one part. Faults keep their
+instant container's whole answer usually goes out as one part, and an answer the
+container wrote with a length (all at once) always does. Faults keep their
 meaning: `split_parts` offsets count container bytes (cuts on top of the coalescing),
 `split_http` offsets count event-stream bytes, and the faults that count parts
 (`stream_error` and `stall` with `after`) see one part per record the container
@@ -42,6 +43,7 @@ VARIANT = "AllTraffic"
 # Headers of the invoke calls that reach the container (SageMaker forwards these).
 _FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes")
 _CONNECT_TIMEOUT = 5.0
+_EVENTS = "application/vnd.amazon.eventstream"
 _STREAM_FAILED = "Model stream failed"
 _STREAM_TIMED_OUT = "The model did not send the rest of its response in time."
 _STREAM_BROKEN = "The connection to the model was closed before its response ended."
@@ -184,16 +186,34 @@ class Emulator:
             finally:
                 upstream.close()
             return model_error(name, upstream.status, text)
+        headers = {
+            "X-Amzn-SageMaker-Content-Type": upstream.headers.get(
+                "content-type", "application/octet-stream"
+            ),
+            "x-Amzn-Invoked-Production-Variant": VARIANT,
+        }
+        if fault is None and upstream.content_length is not None:
+            # The container wrote its whole answer at once (it has a length): one part,
+            # and no stream to keep open.
+            return Response(await self._whole_answer(upstream), media_type=_EVENTS, headers=headers)
         return StreamingResponse(
-            self._event_stream(upstream, fault),
-            media_type="application/vnd.amazon.eventstream",
-            headers={
-                "X-Amzn-SageMaker-Content-Type": upstream.headers.get(
-                    "content-type", "application/octet-stream"
-                ),
-                "x-Amzn-Invoked-Production-Variant": VARIANT,
-            },
+            self._event_stream(upstream, fault), media_type=_EVENTS, headers=headers
         )
+
+    async def _whole_answer(self, upstream: aiohttp.ClientResponse) -> bytes:
+        """The event stream of an answer with a length: one PayloadPart, or the
+        ModelStreamError its read ended with."""
+        self.stats.streams_opened += 1
+        try:
+            content = await upstream.read()
+        except TimeoutError:
+            return _model_stream_error("ModelInvocationTimeExceeded", _STREAM_TIMED_OUT)
+        except aiohttp.ClientError:
+            return _model_stream_error("StreamBroken", _STREAM_BROKEN)
+        finally:
+            upstream.close()
+            self.stats.streams_finished += 1
+        return eventstream.payload_part(content) if content else b""
 
     async def _event_stream(
         self, upstream: aiohttp.ClientResponse, fault: Fault | None
