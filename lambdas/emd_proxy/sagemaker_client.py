@@ -88,6 +88,7 @@ class SageMakerRuntime:
         self._region: str = meta.region_name
         model = meta.service_model
         self._signer = SigV4Signer(model.signing_name, self._region)
+        self._templates: dict[tuple[Any, ...], tuple[str, dict[str, str]]] = {}
         self._operations = {name: model.operation_model(name) for name in (INVOKE, INVOKE_STREAM)}
         self._serializer = create_serializer(model.protocol, include_validation=False)
         self._parser = create_parser(model.protocol)
@@ -207,12 +208,20 @@ class SageMakerRuntime:
     def _prepare(
         self, operation: OperationModel, params: dict[str, Any], credentials: ReadOnlyCredentials
     ) -> _Prepared:
-        """botocore's serialized request (URL, headers, body), signed."""
-        request = self._serializer.serialize_to_request(params, operation)
-        prepare_request_dict(request, self._endpoint_url, user_agent=self._user_agent)
-        body = request["body"]
-        headers = self._signer.sign(request["url"], request["headers"], body, credentials)
-        return _Prepared(request["url"], headers, body)
+        """botocore's serialized request (URL, headers, body), signed. The URL and
+        headers depend on everything but the body, so botocore serializes each
+        combination once (a few dozen in a process) and the body goes in as it is."""
+        key = (operation.name, *sorted((k, v) for k, v in params.items() if k != "Body"))
+        template = self._templates.get(key)
+        if template is None:
+            request = self._serializer.serialize_to_request(params, operation)
+            prepare_request_dict(request, self._endpoint_url, user_agent=self._user_agent)
+            template = (request["url"], request["headers"])
+            if len(self._templates) < _TEMPLATES_KEPT:
+                self._templates[key] = template
+        url, headers = template
+        body: bytes = params["Body"]
+        return _Prepared(url, self._signer.sign(url, headers, body, credentials), body)
 
     def _parse_error(
         self, operation: OperationModel, response: aiohttp.ClientResponse, body: bytes
@@ -377,6 +386,10 @@ class _EventDecoder:
 async def _read_some(content: aiohttp.StreamReader, wait: float | None) -> bytes | None:
     """What has arrived (b"" at the end), or None when `wait` seconds pass first. An
     unfinished read is safe to give up: what arrives later stays in the buffer."""
+    # What is already here needs no timer (an instant answer is usually all here).
+    data = content.read_nowait()
+    if data or content.at_eof():
+        return data
     if wait is None:
         return await content.readany()
     timeout = asyncio.timeout(wait)
@@ -404,6 +417,9 @@ def _transport_error(exc: Exception, url: str) -> Exception:
 def _status_of(response: aiohttp.ClientResponse) -> AWSResponse:
     """What botocore's retry code reads of an answer: its status and headers."""
     return AWSResponse(str(response.url), response.status, HeadersDict(response.headers), None)
+
+
+_TEMPLATES_KEPT = 64  # multipart bodies bring a new boundary (Content-Type) each time
 
 
 def _params(

@@ -351,6 +351,35 @@ def test_invoke_without_accept_sends_no_accept_header(serving) -> None:
     run(main())
 
 
+def test_each_call_sends_its_own_headers_and_body_when_calls_alternate(serving) -> None:
+    # URL and headers are serialized once per combination; bodies and options must not
+    # leak from one call into the next.
+    calls = [
+        ("e1", b"{}", {}),
+        ("e1", b'{"b": 2}', {"custom_attributes": "route=/v1/rerank"}),
+        ("e2", b"", {"accept": "application/jsonlines"}),
+        ("e1", b'{"c": 3}', {}),
+        ("e1", b"{}", {"content_type": "multipart/form-data; boundary=x"}),
+    ]
+
+    async def main() -> None:
+        async with serving(*[[OK] for _ in calls]) as (server, runtime):
+            for endpoint, body, options in calls:
+                await runtime.invoke(endpoint, body, **options)
+            for (endpoint, body, options), seen in zip(calls, server.requests, strict=True):
+                assert seen.path == f"/endpoints/{endpoint}/invocations"
+                assert seen.body == body
+                headers = seen.headers
+                assert headers["content-type"] == options.get("content_type", "application/json")
+                assert headers.get("accept") == options.get("accept")
+                assert headers.get("x-amzn-sagemaker-custom-attributes") == options.get(
+                    "custom_attributes"
+                )
+                assert_signed(seen, server.url)
+
+    run(main())
+
+
 @pytest.mark.parametrize("endpoint", [ENDPOINT, "a b/c?d#e%f+g", "ünïcode~name"])
 def test_the_path_is_escaped_as_botocore_escapes_it_and_still_verifies(
     serving, endpoint: str
