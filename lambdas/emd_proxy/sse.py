@@ -22,20 +22,27 @@ class LineSplitter:
     """Feeds arbitrary byte pieces in, gets whole lines out (without `\\n` / `\\r\\n`)."""
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
+        self._pending: list[bytes] = []  # the pieces of an unfinished line
 
     def feed(self, data: bytes) -> list[bytes]:
-        self._buffer += data
         if b"\n" not in data:
+            self._pending.append(data)
             return []
-        *lines, rest = self._buffer.split(b"\n")
-        self._buffer = bytearray(rest)
-        return [bytes(line[:-1] if line.endswith(b"\r") else line) for line in lines]
+        if self._pending:
+            data = b"".join([*self._pending, data])
+            self._pending.clear()
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        if rest:
+            self._pending.append(rest)
+        if b"\r" in data:
+            return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+        return lines
 
     def flush(self) -> list[bytes]:
         """What is left when the stream ends (a last line without a newline)."""
-        rest = bytes(self._buffer).rstrip(b"\r")
-        self._buffer.clear()
+        rest = b"".join(self._pending).rstrip(b"\r")
+        self._pending.clear()
         return [rest] if rest.strip() else []
 
 

@@ -87,7 +87,9 @@ class ChatEngine:
         fixer = self.fixer(request)
 
         def add(batch: Batch, raw: list[dict[str, Any]]) -> None:
-            batch.extend(c for c in raw if normalise(c)["choices"])
+            for chunk in raw:
+                if normalise(chunk)["choices"]:
+                    batch.append(chunk)
 
         try:
             async for payloads in _payloads(parts):
@@ -195,6 +197,8 @@ def _read_lines(lines: list[bytes]) -> tuple[list[bytes], bool]:
     """(payloads before `[DONE]`, whether `[DONE]` came)."""
     payloads = []
     for line in lines:
+        if not line:
+            continue  # the blank line after each SSE event
         payload = read_line(line)
         if payload is STREAM_DONE:
             return payloads, True

@@ -138,7 +138,8 @@ class ChunkNormalizer:
 
     def _finish_reason(self, choice: int, reason: Any) -> str:
         mapped = _FINISH_REASONS.get(str(reason), "stop")
-        if mapped == "stop" and self._calls.get(choice, _Calls()).count:
+        calls = self._calls.get(choice)
+        if mapped == "stop" and calls is not None and calls.count:
             return "tool_calls"
         return mapped
 
@@ -166,7 +167,9 @@ class CompletionBuilder:
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         for raw in chunk.get("choices", []):
-            choice = self._choices.setdefault(raw["index"], _Choice())
+            choice = self._choices.get(raw["index"])
+            if choice is None:
+                choice = self._choices[raw["index"]] = _Choice()
             delta = raw.get("delta") or {}
             choice.role = delta.get("role") or choice.role
             if delta.get("content"):
