@@ -15,6 +15,7 @@ Extra, for reading the numbers (not issue 8's targets):
   ours_stub     the same proxy in front of `stub`, an instant SageMaker-runtime endpoint
                 (targets.py stub): the emulator's own hop out of the picture
   stub          that endpoint called directly (ours_stub's backend)
+  floor_aiohttp the floor with aiohttp as its client (ours' client) instead of httpx
 See bench/README.md for what each number means and how it is measured.
 """
 
@@ -255,15 +256,15 @@ def start(
     return Server(name, proc, url, log, done - began)
 
 
-def start_target(procs: Processes, kind: str, *extra: str) -> Server:
-    """direct, floor or stub from targets.py."""
+def start_target(procs: Processes, kind: str, *extra: str, name: str = "") -> Server:
+    """direct, floor or stub from targets.py (`name`, for its log, defaults to kind)."""
     port = free_port()
     url = f"http://{HOST}:{port}"
     argv = [sys.executable, str(BENCH_DIR / "targets.py"), kind, "--port", str(port), *extra]
     path = "/v1/chat/completions" if kind != "stub" else f"/endpoints/{ECHO_ENDPOINT}/invocations"
     return start(
         procs,
-        kind,
+        name or kind,
         argv,
         python_env(),
         url=url,
@@ -424,6 +425,9 @@ def start_fleet(procs: Processes, work: Path, litellm: Path, log_level: str) -> 
     s["ours_backend"], registry = start_backend(procs, work)
     s["stub"] = start_target(procs, "stub")
     s["floor"] = start_target(procs, "floor", "--upstream", s["direct"].url)
+    s["floor_aiohttp"] = start_target(
+        procs, "floor", "--upstream", s["direct"].url, "--client", "aiohttp", name="floor_aiohttp"
+    )
     fleet.ours_env = ours_env(s["ours_backend"].url, registry, work, log_level)
     s["ours"] = start_ours(procs, "ours", fleet.ours_env)
     stub_env = ours_env(s["stub"].url, registry, work, log_level)
@@ -439,6 +443,7 @@ def start_fleet(procs: Processes, work: Path, litellm: Path, log_level: str) -> 
         proxy_endpoint("floor", s["floor"], None, None, "direct"),
         sagemaker_endpoint("stub", s["stub"].url),
         proxy_endpoint("ours_stub", s["ours_stub"], API_KEY, OURS_MODEL, "stub"),
+        proxy_endpoint("floor_aiohttp", s["floor_aiohttp"], None, None, "direct"),
     ]
     fleet.endpoints = {e.name: e for e in found}
     return fleet
@@ -888,6 +893,7 @@ def ratios(rows: dict[str, Any], ours: str) -> dict[str, float]:
     return {
         "added_p50_over_litellm": ratio(mine[add]["p50"], lite[add]["p50"]),
         "added_p50_over_floor": ratio(mine[add]["p50"], floor[add]["p50"]),
+        "added_p50_over_floor_aiohttp": ratio(mine[add]["p50"], rows["floor_aiohttp"][add]["p50"]),
         "added_p99_over_added_p50": ratio(mine[add]["p99"], mine[add]["p50"]),
         "requests_per_s_over_litellm": ratio(mine["requests_per_s"], lite["requests_per_s"]),
         "ttft_added_p50_over_litellm": ratio(
@@ -1101,6 +1107,11 @@ def render(result: dict[str, Any]) -> None:
             show(goal["measured_ours_stub"]),
         )
     console.print(table)
+    console.print(
+        "added p50 over the aiohttp floor (info; the official floor's client is httpx): "
+        f"ours {result['ratios']['added_p50_over_floor_aiohttp']:.3f}, ours_stub "
+        f"{result['ratios_ours_stub']['added_p50_over_floor_aiohttp']:.3f}"
+    )
     for warning in result["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(f"total bench time {result['bench_seconds']:.0f} s")
@@ -1161,7 +1172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = False
     try:
         with interrupts_unwind():
-            print("starting direct, backend, stub, floor, ours, ours_stub, litellm ...", flush=True)
+            print(
+                "starting direct, backend, stub, floor, floor_aiohttp, ours, ours_stub, "
+                "litellm ...",
+                flush=True,
+            )
             fleet = start_fleet(procs, work, litellm, args.ours_log_level)
             eps = fleet.endpoints
             result["memory"] = {
