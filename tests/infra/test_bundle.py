@@ -1,7 +1,8 @@
 """The real Lambda bundle and the real CDK CLI.
 
-`npx cdk synth` from the repo root (default context) bundles for arm64 / Python 3.14
-with pip. Those binaries cannot be imported on this x86_64 machine, so the bundle is
+`npx cdk synth` from the repo root (default context) bundles for arm64 / Python 3.13
+with pip, and compiles its bytecode when this machine has a Python 3.13. Those
+binaries cannot be imported on this x86_64 machine, so the bundle is
 proven complete by inspection (a dist-info per pinned requirement, aarch64 `.so`
 files), and the same bundle built for this machine is started with run.sh, with
 nothing but the bundle on the import path, and answers /health.
@@ -30,10 +31,12 @@ from emd_proxy.registry import Registry
 from infra.bundling import (
     CONSTRAINTS,
     HANDLER,
+    LAMBDA_TARGET,
     REGISTRY_FILE,
     REQUIREMENTS,
     asset_hash,
     build_bundle,
+    bytecode_python,
     host_target,
 )
 from infra.config import load
@@ -66,6 +69,25 @@ def tree_digest(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+BYTECODE_PYTHON = bytecode_python(LAMBDA_TARGET.python_version)
+
+
+def assert_bytecode(bundle: Path, version: str) -> None:
+    """With an interpreter of `version` here: a `.pyc` of that version for every module,
+    trusted without a source check (Lambda's read-only unzipped files). Without one: no
+    bytecode at all (never some other version's)."""
+    sources = sorted(bundle.rglob("*.py"))
+    compiled = sorted(bundle.rglob("*.pyc"))
+    if bytecode_python(version) is None:
+        assert compiled == []
+        return
+    tag = f"cpython-{version.replace('.', '')}"
+    assert {p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc" for p in sources} == set(compiled)
+    for pyc in compiled:
+        flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+        assert flags == 0b01, f"{pyc}: not an unchecked-hash pyc"  # hash-based, unchecked
 
 
 def elf_machine(path: Path) -> int:
@@ -120,7 +142,9 @@ def test_cdk_cli_synthesizes_the_default_context_without_warnings(
     outdir, output = cli_synth
     assert "Successfully synthesized" in output
     noisy = [line for line in output.splitlines() if re.search(r"warn|deprecat", line, re.I)]
-    assert noisy == []
+    # The one warning there may be: no interpreter to compile the bundle's bytecode.
+    expected_noise = [] if BYTECODE_PYTHON else [n for n in noisy if "bytecode" in n]
+    assert noisy == expected_noise
     config = load(project_context().get)
     expected = {config.api_stack_name} | {m.stack_name for m in config.models}
     assert {p.name.removesuffix(".template.json") for p in outdir.glob("*.template.json")} == (
@@ -142,15 +166,14 @@ def test_arm64_bundle_is_complete(arm64_bundle: Path) -> None:
     assert any(p.parent.name == "pydantic_core" for p in shared_objects)
     for so in shared_objects:
         assert elf_machine(so) == EM_AARCH64, so
-        assert "cpython-314-aarch64" in so.name, so
+        assert f"cpython-{LAMBDA_TARGET.python_version.replace('.', '')}-aarch64" in so.name, so
 
     handler = arm64_bundle / HANDLER
     assert os.access(handler, os.X_OK)
     assert "emd_proxy.main:create_app" in handler.read_text()
     assert (arm64_bundle / "emd_proxy" / "main.py").is_file()
     assert not (arm64_bundle / "bin").exists()  # host shebangs stay out
-    assert not list(arm64_bundle.rglob("__pycache__"))
-    assert not list(arm64_bundle.rglob("*.pyc"))
+    assert_bytecode(arm64_bundle, LAMBDA_TARGET.python_version)
 
     registry_json = (arm64_bundle / REGISTRY_FILE).read_text()
     assert registry_json == default_registry_json()
@@ -211,6 +234,7 @@ def test_host_bundle_starts_with_run_sh(tmp_path: Path) -> None:
     )
     bundle = tmp_path / "bundle"
     build_bundle(bundle, registry_json=config.registry_json(), target=host_target())
+    assert_bytecode(bundle, host_target().python_version)  # this interpreter compiled it
 
     # `python` for run.sh: this interpreter without any site-packages (-S), so the
     # bundle (run.sh puts it on PYTHONPATH) is all there is to import from.
@@ -277,3 +301,36 @@ def test_host_bundle_starts_with_run_sh(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def test_the_bytecode_interpreter_is_the_runtimes_version_or_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    this = f"{sys.version_info.major}.{sys.version_info.minor}"
+    monkeypatch.delenv("EMD_BUNDLE_PYTHON", raising=False)
+    assert bytecode_python(this) == sys.executable
+    # Nothing of that version anywhere: None, and the bundle ships source only.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert bytecode_python("3.99") is None
+    # Named explicitly: used when it is that version, refused when not.
+    monkeypatch.setenv("EMD_BUNDLE_PYTHON", sys.executable)
+    assert bytecode_python(this) == sys.executable
+    with pytest.raises(RuntimeError, match=r"is not a Python 3\.99"):
+        bytecode_python("3.99")
+
+
+def test_a_bundle_without_a_bytecode_interpreter_ships_source_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from infra.bundling import Target, compile_bytecode
+
+    (tmp_path / "m.py").write_text("X = 1\n")
+    monkeypatch.delenv("EMD_BUNDLE_PYTHON", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert compile_bytecode(tmp_path, Target("manylinux2014_aarch64", "3.99")) is False
+    assert "no Python 3.99 found to compile the Lambda bundle's bytecode" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.pyc"))

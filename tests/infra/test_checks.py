@@ -22,6 +22,7 @@ from tests.infra.synth import Synth, project_context, synth
 EXPECTED_ACKNOWLEDGMENTS = {
     ("/ApiKeys", "AwsSolutions-SMG4"),
     ("Lambda/Role", "AwsSolutions-IAM5[Resource::*]"),
+    ("Lambda/Function", "AwsSolutions-L1"),
     ("/Gateway/Api", "AwsSolutions-APIG2"),
     ("/Gateway/Api", "AwsSolutions-APIG3"),
     ("/Gateway/Api", "AwsSolutions-APIG4"),
