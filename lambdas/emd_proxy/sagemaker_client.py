@@ -316,6 +316,10 @@ class UpstreamStream:
                     yield None
                     continue
                 if not data:
+                    if buffer.unfinished():
+                        # botocore ends such a stream quietly; the client would get a
+                        # shortened answer that looks whole.
+                        raise _StreamCut("the event stream ended inside a message")
                     return
                 buffer.add_data(data)
                 for message in buffer:
@@ -346,6 +350,10 @@ class _EventBuffer(EventStreamBuffer):
         super().__init__()
         self._known: dict[bytes, dict[str, Any]] = {}
 
+    def unfinished(self) -> bool:
+        """Bytes of a message that has not arrived whole."""
+        return bool(self._data)
+
     def _parse_headers(self) -> dict[str, Any]:
         raw = self._data[_PRELUDE_LENGTH : self._prelude.headers_end]
         headers = self._known.get(raw)
@@ -354,6 +362,10 @@ class _EventBuffer(EventStreamBuffer):
             if len(self._known) < self._KNOWN_LIMIT:
                 self._known[raw] = headers
         return headers
+
+
+class _StreamCut(Exception):
+    """The answer's connection ended cleanly, but inside an event-stream message."""
 
 
 class _EventDecoder:

@@ -820,6 +820,26 @@ def test_a_corrupted_event_message_is_502_after_the_good_parts(serving) -> None:
     run(main())
 
 
+@pytest.mark.parametrize("keep", [1, 11, -1])  # in the prelude, the headers, the CRC
+def test_a_stream_that_ends_cleanly_inside_a_message_is_502(serving, keep: int) -> None:
+    # The HTTP answer is complete; the event stream in it is not. botocore would end
+    # quietly and the client would take a shortened answer for a whole one.
+    whole = payload_part(b"second")
+
+    async def main() -> None:
+        async with serving(stream(payload_part(b"first") + whole[:keep])) as (_, runtime):
+            upstream = await runtime.open_stream(ENDPOINT, b"{}")
+            received: list[bytes | None] = []
+            with pytest.raises(UpstreamError) as info:
+                async for part in upstream.parts():
+                    received.append(part)
+            assert received == [b"first"]
+            assert type(info.value) is UpstreamError and info.value.status == 502
+            assert "interrupted" in info.value.message
+
+    run(main())
+
+
 def test_an_invoke_answer_cut_mid_body_is_502(serving) -> None:
     cut = http_response(200, {"Content-Type": "application/json"}, b'{"long": "answer"}')[:-5]
 
