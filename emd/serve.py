@@ -6,6 +6,7 @@ local emulator (AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME) with dummy credentials."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -67,8 +68,13 @@ def run_local(
     config.write_serve_state(
         {"base_url": base_url, "pid": os.getpid(), "emulator_url": stack.emulator_url}
     )
-    _print_banner(out, base_url, api_key, key_note, stack)
     server = _LocalServer(uvicorn_config(app, lifespan="on"))
+    # Ctrl-C or SIGTERM from the banner on stops it, also in the moment before uvicorn
+    # installs its own handlers (a signal then would be lost if this process started
+    # with SIGINT ignored, as background jobs do, and serving would begin anyway).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, server.handle_exit)
+    _print_banner(out, base_url, api_key, key_note, stack)
     try:
         server.run(sockets=[sock])
     finally:

@@ -95,6 +95,29 @@ def test_sigterm_stops_it_cleanly_within_two_seconds(
     assert not (config_dir / "serve.json").exists()
 
 
+def test_ctrl_c_right_after_the_banner_stops_it_even_when_started_ignoring_sigint(
+    config_dir: Path,
+) -> None:
+    # A background job starts with SIGINT ignored; before uvicorn took over its signals,
+    # a SIGINT sent as soon as the banner showed was lost and serving began anyway.
+    proc = subprocess.Popen(
+        serve_command("--port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "EMD_CONFIG_DIR": str(config_dir)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
+    )
+    try:
+        wait_for_banner(proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_saved_key_is_reused_and_api_key_overrides_without_writing(config_dir: Path) -> None:
     first = start(config_dir, "--port", "0")
     try:
