@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from emd_proxy.app import create_app
 from emd_proxy.auth import KeyStore
@@ -33,6 +34,11 @@ def point_boto3_at(emulator_url: str) -> None:
         os.environ.pop(name, None)
     os.environ.update(LOCAL_AWS_ENV)
     os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = emulator_url
+    # The emulator is on this machine: never through a HTTP(S)_PROXY set for the web.
+    host = urlsplit(emulator_url).hostname or ""
+    for name in ("NO_PROXY", "no_proxy"):
+        kept = [h for h in os.environ.get(name, "").split(",") if h.strip()]
+        os.environ[name] = ",".join([*kept, host])
     # Nothing collects CloudWatch's embedded metric lines locally.
     os.environ.setdefault("EMD_USAGE_METRICS", "0")
 

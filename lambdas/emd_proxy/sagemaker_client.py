@@ -42,6 +42,7 @@ from botocore.model import OperationModel
 from botocore.parsers import EventStreamJSONParser, create_parser
 from botocore.retries import quota, standard
 from botocore.serialize import create_serializer
+from botocore.utils import get_environ_proxies
 
 from .sagemaker_errors import map_upstream_error
 from .sigv4 import SigV4Signer
@@ -110,6 +111,9 @@ class SageMakerRuntime:
             sock_read=settings.upstream_timeout_seconds,
         )
         self._pool_size = settings.max_concurrency
+        # The proxy botocore would use for this endpoint (HTTP(S)_PROXY, NO_PROXY).
+        scheme = self._endpoint_url.split(":", 1)[0]
+        self._proxy: str | None = get_environ_proxies(self._endpoint_url).get(scheme)
         self._offload = offload
         self._credentials: Credentials | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -177,6 +181,7 @@ class SageMakerRuntime:
                     headers=prepared.headers,
                     # botocore never follows a redirect (it would resend the signature).
                     allow_redirects=False,
+                    proxy=self._proxy,
                 )
                 if response.status < 300:
                     payload = b"" if streaming else await response.read()

@@ -380,6 +380,35 @@ def test_each_call_sends_its_own_headers_and_body_when_calls_alternate(serving) 
     run(main())
 
 
+@pytest.mark.parametrize("bypassed", [False, True])
+def test_the_environments_proxy_is_used_as_botocore_uses_it(
+    monkeypatch: pytest.MonkeyPatch, bypassed: bool
+) -> None:
+    # HTTP_PROXY names the scripted server; the endpoint itself does not resolve.
+    endpoint_url = "http://runtime.sagemaker.invalid:8080"
+
+    async def main() -> None:
+        async with ScriptedServer([OK]) as proxy:
+            monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", endpoint_url)
+            monkeypatch.setenv("HTTP_PROXY", proxy.url)
+            monkeypatch.setenv("NO_PROXY", "runtime.sagemaker.invalid" if bypassed else "")
+            runtime = SageMakerRuntime(Settings(upstream_max_attempts=1), session=aws_session())
+            try:
+                if bypassed:
+                    error = await raises(runtime.invoke(ENDPOINT, b"{}"))
+                    assert error.status == 502 and proxy.requests == []
+                    return
+                await runtime.invoke(ENDPOINT, b"{}")
+            finally:
+                await runtime.aclose()
+            [seen] = proxy.requests
+            assert seen.path == f"{endpoint_url}/endpoints/{ENDPOINT}/invocations"
+            assert seen.headers["host"] == "runtime.sagemaker.invalid:8080"
+            assert_signed(seen, "")  # the request line holds the whole URL
+
+    run(main())
+
+
 @pytest.mark.parametrize("endpoint", [ENDPOINT, "a b/c?d#e%f+g", "ünïcode~name"])
 def test_the_path_is_escaped_as_botocore_escapes_it_and_still_verifies(
     serving, endpoint: str

@@ -1,0 +1,52 @@
+"""`point_boto3_at`: what local mode sets in the environment before the proxy starts."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from botocore.utils import get_environ_proxies
+
+from emd.local.gateway import point_boto3_at
+
+EMULATOR = "http://127.0.0.1:41234"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # point_boto3_at writes os.environ: every name it touches goes back after the test.
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EC2_METADATA_DISABLED",
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+        "EMD_USAGE_METRICS",
+        "NO_PROXY",
+        "no_proxy",
+    ):
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+        monkeypatch.delenv(name)
+
+
+def test_the_emulator_is_never_reached_through_a_web_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.corp.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    assert get_environ_proxies(EMULATOR) != {}
+    point_boto3_at(EMULATOR)
+    assert get_environ_proxies(EMULATOR) == {}
+    assert os.environ["NO_PROXY"] == "internal.example,127.0.0.1"
+    assert get_environ_proxies("http://example.com") != {}  # the rest still goes through it
+
+
+def test_real_credentials_are_never_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "production")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "real-token")
+    point_boto3_at(EMULATOR)
+    assert "AWS_PROFILE" not in os.environ
+    assert "AWS_SESSION_TOKEN" not in os.environ
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "local"
+    assert os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == EMULATOR
