@@ -390,8 +390,11 @@ def test_the_environments_proxy_is_used_as_botocore_uses_it(
     async def main() -> None:
         async with ScriptedServer([OK]) as proxy:
             monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", endpoint_url)
-            monkeypatch.setenv("HTTP_PROXY", proxy.url)
-            monkeypatch.setenv("NO_PROXY", "runtime.sagemaker.invalid" if bypassed else "")
+            # Both spellings: the lowercase one wins where both are set (urllib).
+            for name in ("HTTP_PROXY", "http_proxy"):
+                monkeypatch.setenv(name, proxy.url)
+            for name in ("NO_PROXY", "no_proxy"):
+                monkeypatch.setenv(name, "runtime.sagemaker.invalid" if bypassed else "")
             runtime = SageMakerRuntime(Settings(upstream_max_attempts=1), session=aws_session())
             try:
                 if bypassed:
