@@ -213,7 +213,6 @@ def stub_app() -> Starlette:
     from emd.local.emulator import VARIANT, model_error
 
     echo = EchoContainer()
-    EVENTS = "application/vnd.amazon.eventstream"
     variant = {"x-Amzn-Invoked-Production-Variant": VARIANT}
 
     async def invoke(request: Request) -> Response:
@@ -235,7 +234,9 @@ def stub_app() -> Starlette:
         if not isinstance(answer, StreamingResponse):
             # An instant answer, written at once: one part in a plain response.
             return Response(
-                eventstream.payload_part(bytes(answer.body)), media_type=EVENTS, headers=headers
+                eventstream.payload_part(bytes(answer.body)),
+                media_type=eventstream.MEDIA_TYPE,
+                headers=headers,
             )
 
         async def frames() -> AsyncIterator[bytes]:
@@ -244,7 +245,7 @@ def stub_app() -> Starlette:
                     chunk if isinstance(chunk, bytes) else str(chunk).encode()
                 )
 
-        return StreamingResponse(frames(), media_type=EVENTS, headers=headers)
+        return StreamingResponse(frames(), media_type=eventstream.MEDIA_TYPE, headers=headers)
 
     return Starlette(
         routes=[

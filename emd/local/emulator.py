@@ -43,7 +43,6 @@ VARIANT = "AllTraffic"
 # Headers of the invoke calls that reach the container (SageMaker forwards these).
 _FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes")
 _CONNECT_TIMEOUT = 5.0
-_EVENTS = "application/vnd.amazon.eventstream"
 _STREAM_FAILED = "Model stream failed"
 _STREAM_TIMED_OUT = "The model did not send the rest of its response in time."
 _STREAM_BROKEN = "The connection to the model was closed before its response ended."
@@ -192,28 +191,12 @@ class Emulator:
             ),
             "x-Amzn-Invoked-Production-Variant": VARIANT,
         }
-        if fault is None and upstream.content_length is not None:
-            # The container wrote its whole answer at once (it has a length): one part,
-            # and no stream to keep open.
-            return Response(await self._whole_answer(upstream), media_type=_EVENTS, headers=headers)
-        return StreamingResponse(
-            self._event_stream(upstream, fault), media_type=_EVENTS, headers=headers
-        )
-
-    async def _whole_answer(self, upstream: aiohttp.ClientResponse) -> bytes:
-        """The event stream of an answer with a length: one PayloadPart, or the
-        ModelStreamError its read ended with."""
-        self.stats.streams_opened += 1
-        try:
-            content = await upstream.read()
-        except TimeoutError:
-            return _model_stream_error("ModelInvocationTimeExceeded", _STREAM_TIMED_OUT)
-        except aiohttp.ClientError:
-            return _model_stream_error("StreamBroken", _STREAM_BROKEN)
-        finally:
-            upstream.close()
-            self.stats.streams_finished += 1
-        return eventstream.payload_part(content) if content else b""
+        frames = self._event_stream(upstream, fault)
+        if _written_whole(upstream, fault):
+            # One part (or the error its read ended with), and no stream to keep open.
+            body = b"".join([frame async for frame in frames])
+            return Response(body, media_type=eventstream.MEDIA_TYPE, headers=headers)
+        return StreamingResponse(frames, media_type=eventstream.MEDIA_TYPE, headers=headers)
 
     async def _event_stream(
         self, upstream: aiohttp.ClientResponse, fault: Fault | None
@@ -332,12 +315,27 @@ class Emulator:
 def _container_bytes(upstream: aiohttp.ClientResponse, fault: Fault | None) -> AsyncIterator[bytes]:
     """The container's answer as PayloadPart payloads: whatever has arrived at each read,
     as a proxy forwards what each socket read returns."""
+    if _written_whole(upstream, fault):
+        return _whole(upstream)
     if fault is not None and _counts_parts(fault):
         return _records(upstream)
     pieces: AsyncIterator[bytes] = upstream.content.iter_any()
     if fault is not None and fault.kind == "split_parts":
         return _cut_at(pieces, fault.offsets())
     return pieces
+
+
+def _written_whole(upstream: aiohttp.ClientResponse, fault: Fault | None) -> bool:
+    """The container wrote its whole answer at once (it has a length), and no fault
+    shapes its parts."""
+    return fault is None and upstream.content_length is not None
+
+
+async def _whole(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The whole answer as one payload, however many reads it arrives in."""
+    content = await upstream.read()
+    if content:
+        yield content
 
 
 async def _records(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:

@@ -10,6 +10,7 @@ import json
 import struct
 import zlib
 
+MEDIA_TYPE = "application/vnd.amazon.eventstream"
 _STRING = 7
 
 
