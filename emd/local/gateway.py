@@ -38,7 +38,8 @@ def point_boto3_at(emulator_url: str) -> None:
     host = urlsplit(emulator_url).hostname or ""
     for name in ("NO_PROXY", "no_proxy"):
         kept = [h for h in os.environ.get(name, "").split(",") if h.strip()]
-        os.environ[name] = ",".join([*kept, host])
+        if host not in kept:
+            os.environ[name] = ",".join([*kept, host])
     # Nothing collects CloudWatch's embedded metric lines locally.
     os.environ.setdefault("EMD_USAGE_METRICS", "0")
 

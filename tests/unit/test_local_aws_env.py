@@ -39,6 +39,8 @@ def test_the_emulator_is_never_reached_through_a_web_proxy(monkeypatch: pytest.M
     point_boto3_at(EMULATOR)
     assert get_environ_proxies(EMULATOR) == {}
     assert os.environ["NO_PROXY"] == "internal.example,127.0.0.1"
+    point_boto3_at(EMULATOR)  # every local gateway a process starts calls it again
+    assert os.environ["NO_PROXY"] == "internal.example,127.0.0.1"
     assert get_environ_proxies("http://example.com") != {}  # the rest still goes through it
 
 
