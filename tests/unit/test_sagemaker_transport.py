@@ -281,6 +281,16 @@ async def read_all(runtime: SageMakerRuntime, keepalive: float | None = None) ->
     return [part async for part in upstream.parts(keepalive)]
 
 
+async def parts_until_error(runtime: SageMakerRuntime) -> tuple[list[bytes | None], UpstreamError]:
+    """The parts a stream gave before it failed, and the error it failed with."""
+    upstream = await runtime.open_stream(ENDPOINT, b"{}")
+    received: list[bytes | None] = []
+    with pytest.raises(UpstreamError) as info:
+        async for part in upstream.parts():
+            received.append(part)
+    return received, info.value
+
+
 async def eventually(check: Callable[[], bool], within: float = 2.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -537,13 +547,8 @@ def test_an_exception_event_ends_the_stream_as_botocore_does(serving, kind: str)
 
     async def main() -> None:
         async with serving(stream(body), stream(body)) as (server, runtime):
-            upstream = await runtime.open_stream(ENDPOINT, b"{}")
-            received: list[bytes | None] = []
-            with pytest.raises(UpstreamError) as info:
-                async for part in upstream.parts():
-                    received.append(part)
+            received, error = await parts_until_error(runtime)
             assert received == [b"one", b"two"]
-            error = info.value
             assert (error.status, error.body()["error"]["type"]) == (502, "upstream_error")
             assert ACCOUNT not in error.message and "arn:" not in error.message
 
@@ -822,12 +827,8 @@ def test_a_connection_dropped_mid_stream_is_502_and_not_retried(serving, where: 
 
     async def main() -> None:
         async with serving(script, [OK], upstream_max_attempts=2) as (server, runtime):
-            upstream = await runtime.open_stream(ENDPOINT, b"{}")
-            received: list[bytes | None] = []
-            with pytest.raises(UpstreamError) as info:
-                async for part in upstream.parts():
-                    received.append(part)
-            assert type(info.value) is UpstreamError and info.value.status == 502
+            received, error = await parts_until_error(runtime)
+            assert type(error) is UpstreamError and error.status == 502
             # What had arrived may be dropped with the connection, never reordered.
             assert received in ([b"first"], [b"first", b"second"])
             assert len(server.requests) == 1
@@ -841,13 +842,9 @@ def test_a_corrupted_event_message_is_502_after_the_good_parts(serving) -> None:
 
     async def main() -> None:
         async with serving(stream(payload_part(b"first") + bad)) as (_, runtime):
-            upstream = await runtime.open_stream(ENDPOINT, b"{}")
-            received: list[bytes | None] = []
-            with pytest.raises(UpstreamError) as info:
-                async for part in upstream.parts():
-                    received.append(part)
+            received, error = await parts_until_error(runtime)
             assert received == [b"first"]
-            assert type(info.value) is UpstreamError and info.value.status == 502
+            assert type(error) is UpstreamError and error.status == 502
 
     run(main())
 
@@ -860,14 +857,10 @@ def test_a_stream_that_ends_cleanly_inside_a_message_is_502(serving, keep: int) 
 
     async def main() -> None:
         async with serving(stream(payload_part(b"first") + whole[:keep])) as (_, runtime):
-            upstream = await runtime.open_stream(ENDPOINT, b"{}")
-            received: list[bytes | None] = []
-            with pytest.raises(UpstreamError) as info:
-                async for part in upstream.parts():
-                    received.append(part)
+            received, error = await parts_until_error(runtime)
             assert received == [b"first"]
-            assert type(info.value) is UpstreamError and info.value.status == 502
-            assert "interrupted" in info.value.message
+            assert type(error) is UpstreamError and error.status == 502
+            assert "interrupted" in error.message
 
     run(main())
 
