@@ -31,6 +31,7 @@ from typing import Any
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 import uvicorn
+from lib import HOST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -48,9 +49,6 @@ _HOP_HEADERS = frozenset(
         b"server",
     }
 )
-
-
-HOST = "127.0.0.1"
 
 
 def _serve(app: Starlette, port: int) -> None:
