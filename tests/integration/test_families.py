@@ -195,6 +195,11 @@ def test_verbose_json_has_segments(client: openai.OpenAI) -> None:
     first = result.segments[0]
     assert 0 <= first.start < first.end <= result.duration + 0.5
     assert heard(result.text)
+    # WhisperX sends its own segments (text, times, avg_logprob); clients get OpenAI's.
+    openai_fields = {"id", "seek", "start", "end", "text", "tokens", "temperature"}
+    openai_fields |= {"avg_logprob", "compression_ratio", "no_speech_prob"}
+    assert all(set(s.model_dump()) == openai_fields for s in result.segments)
+    assert [s.id for s in result.segments] == list(range(len(result.segments)))
 
 
 def test_srt_and_vtt_are_parsable(client: openai.OpenAI) -> None:

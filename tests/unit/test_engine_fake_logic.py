@@ -1,5 +1,5 @@
 """The engine-specific logic of the fakes, without a server: vLLM's plans, TGI's stop
-criteria and stream state machines, LMI's Gson error body."""
+criteria and stream state machines, LMI's Gson error body, WhisperX's renderings."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from emd.local.containers.lmi import gson_error
 from emd.local.containers.tgi import TgiContainer
 from emd.local.containers.tgi_stream import TgiStream
 from emd.local.containers.vllm_request import ChatCompletionRequest, plan
+from emd.local.containers.whisperx import to_srt, to_vtt, transcript_text
 
 TOOL = {
     "type": "function",
@@ -153,3 +154,25 @@ def test_lmi_error_body_is_gson() -> None:
     body = gson_error("a <b> & c='d'", 424)
     assert body == b'{"error":"a \\u003cb\\u003e \\u0026 c\\u003d\\u0027d\\u0027","code":424}'
     assert json.loads(body) == {"error": "a <b> & c='d'", "code": 424}
+
+
+def test_whisperx_renders_as_the_dlc_does() -> None:
+    # The DLC's quirks the proxy must pass through untouched: milliseconds truncated
+    # (1.001 s is 1.000 in float arithmetic), an empty segment still a cue, texts joined
+    # with one space each (so two around an empty one).
+    segments = [
+        {"text": " Hello world.", "start": 0.0, "end": 1.001},
+        {"text": "", "start": 1.001, "end": 1.5},
+        {"text": " Bye. ", "start": 3661.5, "end": 3662.25},
+    ]
+    assert to_srt(segments) == (
+        "1\n00:00:00,000 --> 00:00:01,000\nHello world.\n\n"
+        "2\n00:00:01,000 --> 00:00:01,500\n\n\n"
+        "3\n01:01:01,500 --> 01:01:02,250\nBye.\n"
+    )
+    assert to_vtt(segments) == (
+        "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nHello world.\n\n"
+        "00:00:01.000 --> 00:00:01.500\n\n\n"
+        "01:01:01.500 --> 01:01:02.250\nBye.\n"
+    )
+    assert transcript_text(segments) == "Hello world.  Bye."

