@@ -100,26 +100,31 @@ def test_timeout_is_504(gateway: LocalGateway, client: openai.OpenAI, stream: bo
     assert info.value.code == "upstream_timeout"
 
 
+def slow(limit: float) -> dict[str, float]:
+    """Echo's pacing for HI: three words 0.6 limits apart, longer than the limit."""
+    return {"echo_delay_ms": limit * 600}
+
+
 def test_a_long_answer_outlives_the_invoke_limit(
-    client: openai.OpenAI, short_invoke_limit: float
+    gateway: LocalGateway, client: openai.OpenAI, short_invoke_limit: float
 ) -> None:
     """InvokeEndpoint must answer within 60 s (here scaled down); chat streams from the
-    engine under the hood, so a long non-streaming answer still arrives."""
-    started = time.monotonic()
+    engine under the hood, so a long non-streaming answer still arrives (the same
+    answer asked through InvokeEndpoint times out: the next test)."""
+    emulator = gateway.stack.emulator
+    assert emulator is not None
+    streamed = emulator.stats.streams_finished
     completion = client.chat.completions.create(
-        model=ECHO, messages=HI, extra_body={"echo_delay_ms": short_invoke_limit * 600}
+        model=ECHO, messages=HI, extra_body=slow(short_invoke_limit)
     )
     assert completion.choices[0].message.content == "hello fault world"
-    assert time.monotonic() - started > short_invoke_limit
+    assert emulator.stats.streams_finished == streamed + 1
 
 
 def test_raw_invocations_keep_the_invoke_limit(
     http: httpx.Client, short_invoke_limit: float
 ) -> None:
-    body = {
-        "model": RAW,
-        "input": {"messages": HI, "echo_delay_ms": short_invoke_limit * 1000},
-    }
+    body = {"model": RAW, "input": {"messages": HI, **slow(short_invoke_limit)}}
     response = http.post("/invocations", json=body)
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "upstream_timeout"
