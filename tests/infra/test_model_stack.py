@@ -9,6 +9,7 @@ import pytest
 
 from emd_proxy.registry import endpoint_name
 from infra.catalog import lookup
+from infra.images import DLC_ACCOUNTS, TEI_ACCOUNTS
 from tests.infra import cfn
 from tests.infra.synth import Synth
 
@@ -141,8 +142,9 @@ def test_execution_role_is_least_privilege(multi: Synth) -> None:
         "cloudwatch:PutMetricData",
     }
     # Pulls only from TEI's repository in TEI's own us-east-1 account.
+    image = lookup("bge-m3").image
     assert by_action["ecr:BatchGetImage"]["Resource"] == (
-        "arn:aws:ecr:us-east-1:683313688378:repository/tei"
+        f"arn:aws:ecr:us-east-1:{TEI_ACCOUNTS['us-east-1']}:repository/{image.repository}"
     )
     (log_group_id,) = cfn.resources(template, "AWS::Logs::LogGroup")
     assert by_action["logs:PutLogEvents"]["Resource"] == {"Fn::GetAtt": [log_group_id, "Arn"]}
@@ -168,9 +170,9 @@ def test_unknown_region_resolves_images_through_a_mapping(agnostic: Synth) -> No
         "{FindInMap}.dkr.ecr.{AWS::Region}.{AWS::URLSuffix}/tei:" + lookup("bge-m3").image.tag
     )
     (mapping,) = template["Mappings"].values()
-    assert mapping["us-east-1"] == {"account": "683313688378"}
-    assert mapping["cn-north-1"] == {"account": "450853457545"}
-    assert "ap-southeast-5" not in mapping  # no TEI there
+    # Every region TEI is published in, each with its own account; none other.
+    assert mapping == {region: {"account": a} for region, a in TEI_ACCOUNTS.items()}
+    assert "ap-southeast-5" not in mapping
     # A region outside the map fails at deploy with a message, not a FindInMap error.
     rule = next(r for name, r in template["Rules"].items() if name != "CheckBootstrapVersion")
     (assertion,) = rule["Assertions"]
@@ -180,5 +182,4 @@ def test_unknown_region_resolves_images_through_a_mapping(agnostic: Synth) -> No
 
     whisper = agnostic.template("Team1-Model-whisper-large-v3-turbo-dev")
     (mapping,) = whisper["Mappings"].values()
-    assert mapping["us-east-1"] == {"account": "763104351884"}
-    assert mapping["ap-southeast-5"] == {"account": "550225433462"}
+    assert mapping == {region: {"account": a} for region, a in DLC_ACCOUNTS.items()}

@@ -153,11 +153,7 @@ def test_concurrent_requests_are_all_answered(gateway: LocalGateway) -> None:
 
 
 def test_disconnect_stops_a_real_generation(gateway: LocalGateway) -> None:
-    container = next(
-        c
-        for c in gateway.stack._containers
-        if getattr(c, "served_model_name", "") == "SmolLM2-135M-Instruct"
-    )
+    container = gateway.stack.containers[SMOL]
     body = {
         "model": SMOL,
         "messages": [{"role": "user", "content": "Write a very long essay about rivers."}],

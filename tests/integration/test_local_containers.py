@@ -17,11 +17,11 @@ import av
 import httpx
 import numpy as np
 import pytest
+from starlette.testclient import TestClient
 
 from emd.local.containers.tei import TeiContainer
 from emd.local.containers.whisperx import (
     DEFAULT_MAX_UPLOAD_BYTES,
-    Problem,
     WhisperxContainer,
     whisper_tiny_en_dir,
 )
@@ -390,11 +390,18 @@ def test_uploads_over_the_limit_are_413(whisper: httpx.Client) -> None:
 
 def test_model_check_follows_the_dlc_when_enabled() -> None:
     assert WhisperxContainer(Path("unused")).max_upload_bytes == DEFAULT_MAX_UPLOAD_BYTES
+
+    def status(container: WhisperxContainer, model: str | None) -> int:
+        # An empty upload is refused only after the model check (and needs no weights):
+        # 400 says the model was accepted, 404 that it was not.
+        data = {} if model is None else {"model": model}
+        with TestClient(container.app()) as client:
+            files = {"file": ("speech.wav", b"", "audio/wav")}
+            return client.post("/invocations", files=files, data=data).status_code
+
     lenient = WhisperxContainer(Path("unused"))
-    lenient._check_model("whisper-tiny.en/local")  # ignored by default
+    assert status(lenient, "whisper-tiny.en/local") == 400  # ignored by default
     strict = WhisperxContainer(Path("unused"), check_model=True, served_model_name="whisper-1")
     for accepted in (None, "", "tiny.en", "whisper-1"):
-        strict._check_model(accepted)
-    with pytest.raises(Problem) as caught:
-        strict._check_model("whisper-tiny.en/local")
-    assert caught.value.status == 404
+        assert status(strict, accepted) == 400, accepted
+    assert status(strict, "whisper-tiny.en/local") == 404

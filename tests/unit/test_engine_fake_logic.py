@@ -100,10 +100,14 @@ def test_vllm_stop_reason_is_the_stop_string() -> None:
     ],
 )
 def test_tgi_stopping_criteria(stop: list, max_tokens: int | None, text: str, finish: str) -> None:
-    words = ["The", " weather", " in", " Paris"]
-    toks, reason = TgiContainer._stopping(words, stop, max_tokens)
-    assert "".join(t.text for t in toks if not t.special) == text
-    assert reason == finish
+    container = TgiContainer()
+    body: dict = {"messages": HI, "stop": stop}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    answer = container.generate(body)
+    assert not isinstance(answer, str)
+    (choice,) = container.completion(answer)["choices"]
+    assert (choice["message"]["content"], choice["finish_reason"]) == (text, finish)
 
 
 def tgi_chunks(legacy: bool, **body: object) -> list[dict]:

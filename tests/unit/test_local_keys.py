@@ -67,11 +67,23 @@ def test_serve_keys_follow_the_file_after_the_ttl(config_dir, monkeypatch) -> No
     assert store.authenticate("Bearer sk-env").name == "cli"  # the override stays
 
 
-def test_serve_keys_ttl_follows_emd_key_cache_seconds(config_dir, monkeypatch) -> None:
+@pytest.mark.parametrize("cache_seconds", [None, "30"])
+def test_serve_keys_ttl_follows_emd_key_cache_seconds(
+    config_dir, monkeypatch, cache_seconds: str | None
+) -> None:
+    ttl = config.LOCAL_KEY_TTL_SECONDS if cache_seconds is None else float(cache_seconds)
+    if cache_seconds is not None:
+        monkeypatch.setenv("EMD_KEY_CACHE_SECONDS", cache_seconds)
+    clock = SimpleNamespace(now=100.0)
+    monkeypatch.setattr(auth, "time", SimpleNamespace(monotonic=lambda: clock.now))
     write_keys(config_dir, {"default": "sk-1"})
-    assert serve._local_keys(None)._ttl == config.LOCAL_KEY_TTL_SECONDS
-    monkeypatch.setenv("EMD_KEY_CACHE_SECONDS", "30")
-    assert serve._local_keys(None)._ttl == 30
+    store = serve._local_keys(None)
+    assert store.authenticate("Bearer sk-1").name == "default"
+    write_keys(config_dir, {"default": "sk-2"})
+    clock.now += ttl - 0.1
+    assert store.authenticate("Bearer sk-1").name == "default"  # still the cached file
+    clock.now += 0.1
+    assert store.authenticate("Bearer sk-2").name == "default"
 
 
 def test_serve_keys_fail_at_start_on_a_broken_file(config_dir) -> None:
