@@ -1,6 +1,7 @@
 """Synthesis fixtures for the infra tests.
 
-jsii synthesis is slow, so each context is synthesized once per module. Fast tests
+jsii synthesis is slow (seconds per app), so each context is synthesized once per
+session and its templates are shared by every module that reads them. Fast tests
 skip Lambda bundling with the standard `aws:cdk:bundling-stacks: []` context; the
 bundle tests (test_bundle.py) build it for real.
 """
@@ -43,7 +44,7 @@ AGNOSTIC = [{"id": "bge-m3", "tag": "v2"}, {"id": "whisper-large-v3-turbo"}]
 WEB_ACL_ARN = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/emd/0123-abcd"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def make_synth(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Synth]:
     def make(**kwargs: object) -> Synth:
         return synth(tmp_path_factory.mktemp("cdk"), **kwargs)  # type: ignore[arg-type]
@@ -51,12 +52,12 @@ def make_synth(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Synth]
     return make
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def multi(make_synth: Callable[..., Synth]) -> Synth:
     return make_synth(models=ONE_PER_FAMILY, region="us-east-1")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def agnostic(make_synth: Callable[..., Synth]) -> Synth:
     return make_synth(
         models=AGNOSTIC,
@@ -69,7 +70,7 @@ def agnostic(make_synth: Callable[..., Synth]) -> Synth:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def empty(make_synth: Callable[..., Synth]) -> Synth:
     return make_synth(models=[], region=None)
 
