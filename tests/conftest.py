@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any
 
+import botocore.loaders
+import botocore.session
 import pytest
 from botocore.retries import standard
 
@@ -31,4 +34,25 @@ def _no_retry_jitter() -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(standard.ExponentialBackoff, "__init__", without_jitter)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader() -> Iterator[None]:
+    """Every botocore session reads and parses its JSON models (endpoints, and each
+    service's: sagemaker's alone is megabytes) again, and the CLIs under test and moto
+    make new sessions per command, a few tenths of a second each. One loader per data
+    path for the whole run reads each file once; the models are the same files, so
+    nothing a test observes changes."""
+    shared = functools.cache(botocore.loaders.create_loader)
+
+    def create_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        loader = shared(search_path_string)
+        # Each boto3 Session appends boto3's data path to its loader: once is enough.
+        loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
+        return loader
+
+    with pytest.MonkeyPatch.context() as patch:
+        # The session module calls it by the name it imported.
+        patch.setattr(botocore.session, "create_loader", create_loader)
         yield
