@@ -95,6 +95,8 @@ def test_serve_picks_up_local_key_changes_without_restart(served, config_dir) ->
 
 
 def test_api_key_override_is_merged_with_the_saved_keys(config_dir) -> None:
+    """The generated key is saved; a later run with EMD_API_KEY shows and accepts that
+    key, still accepts the saved one, and writes nothing."""
     first = start(config_dir, "--port", "0", env={"EMD_API_KEY": ""})
     try:
         _, saved = wait_for_banner(first)

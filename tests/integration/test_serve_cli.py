@@ -118,25 +118,6 @@ def test_ctrl_c_right_after_the_banner_stops_it_even_when_started_ignoring_sigin
             proc.wait()
 
 
-def test_saved_key_is_reused_and_api_key_overrides_without_writing(config_dir: Path) -> None:
-    first = start(config_dir, "--port", "0")
-    try:
-        _, key = wait_for_banner(first)
-    finally:
-        first.send_signal(signal.SIGINT)
-        first.wait(timeout=10)
-    second = start(config_dir, "--port", "0", env={"EMD_API_KEY": "sk-from-env"})
-    try:
-        url, shown = wait_for_banner(second)
-        assert shown == "sk-from-env"
-        models = openai.OpenAI(base_url=url, api_key="sk-from-env", max_retries=0).models.list()
-        assert [m.id for m in models] == ["echo/local"]
-    finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(timeout=10)
-    assert json.loads((config_dir / "keys.json").read_text()) == {"default": key}
-
-
 def test_port_in_use_gives_one_clear_line(config_dir: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
