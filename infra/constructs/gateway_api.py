@@ -20,16 +20,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from emd_proxy.families import Route
+
 STAGE = "prod"
 
 # Uploads API Gateway must pass to Lambda as base64 (audio transcriptions).
 BINARY_MEDIA_TYPES = ["multipart/form-data", "audio/*", "application/octet-stream"]
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str  # e.g. "/v1/models/{id+}"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ export would block updating or deleting a model stack.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import aws_cdk as cdk
@@ -18,41 +17,24 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from emd_proxy.families import FAMILIES, MODELS, TimeoutClass
+
 from ..bundling import lambda_code
 from ..config import DeployConfig
 from ..constructs.alarms import GatewayAlarms
-from ..constructs.gateway_api import GatewayApi, Route, RouteTarget
+from ..constructs.gateway_api import GatewayApi, RouteTarget
 from ..constructs.proxy_function import ProxyFunction, adapter_layer_arn
 
-MODELS_FAMILY = "models"  # the Lambda serving /v1/models and /health (EMD_FAMILIES=models)
-
-
-@dataclass(frozen=True)
-class FamilySpec:
-    name: str
-    routes: tuple[Route, ...]
-    timeout: cdk.Duration
-    memory_size: int
-
-
-# Generation, raw invocations and transcriptions may run long (streams up to API
-# Gateway's 15 minute limit); embeddings and rerank answer within SageMaker's 60 s
-# InvokeEndpoint limit; listing models is local.
-FAMILIES: tuple[FamilySpec, ...] = (
-    FamilySpec(
-        MODELS_FAMILY,
-        (Route("GET", "/v1/models"), Route("GET", "/v1/models/{id+}"), Route("GET", "/health")),
-        cdk.Duration.seconds(30),
-        512,
-    ),
-    FamilySpec("chat", (Route("POST", "/v1/chat/completions"),), cdk.Duration.minutes(15), 1024),
-    FamilySpec("embeddings", (Route("POST", "/v1/embeddings"),), cdk.Duration.minutes(2), 1024),
-    FamilySpec("rerank", (Route("POST", "/v1/rerank"),), cdk.Duration.minutes(2), 1024),
-    FamilySpec("invocations", (Route("POST", "/v1/invocations"),), cdk.Duration.minutes(15), 1024),
-    FamilySpec(
-        "audio", (Route("POST", "/v1/audio/transcriptions"),), cdk.Duration.minutes(15), 1024
-    ),
-)
+# Lambda timeout and memory per timeout class of the family table: generation, raw
+# invocations and transcriptions stream up to API Gateway's 15 minute limit;
+# embeddings and rerank answer within SageMaker's 60 s InvokeEndpoint limit; listing
+# models is local.
+TIMEOUTS: dict[TimeoutClass, cdk.Duration] = {
+    "instant": cdk.Duration.seconds(30),
+    "short": cdk.Duration.minutes(2),
+    "long": cdk.Duration.minutes(15),
+}
+MEMORY_MB: dict[TimeoutClass, int] = {"instant": 512, "short": 1024, "long": 1024}
 # The proxy gives up on SageMaker this long before Lambda and API Gateway would, so
 # the client gets its own 504 in OpenAI's shape rather than a cut connection.
 _UPSTREAM_MARGIN_SECONDS = 30
@@ -77,10 +59,11 @@ class ApiStack(cdk.Stack):
         self.functions: dict[str, ProxyFunction] = {}
         targets: list[RouteTarget] = []
         for spec in FAMILIES:
+            timeout = TIMEOUTS[spec.timeout]
             environment = {}
-            if spec.name != MODELS_FAMILY:
+            if spec.name != MODELS:
                 environment["EMD_UPSTREAM_TIMEOUT_SECONDS"] = str(
-                    spec.timeout.to_seconds() - _UPSTREAM_MARGIN_SECONDS
+                    timeout.to_seconds() - _UPSTREAM_MARGIN_SECONDS
                 )
             fn = ProxyFunction(
                 self,
@@ -89,12 +72,12 @@ class ApiStack(cdk.Stack):
                 code=code,
                 layer=layer,
                 secret_id=self.secret.secret_arn,
-                timeout=spec.timeout,
-                memory_size=spec.memory_size,
+                timeout=timeout,
+                memory_size=MEMORY_MB[spec.timeout],
                 environment=environment,
             )
             self.secret.grant_read(fn.role)
-            if spec.name != MODELS_FAMILY:
+            if spec.name != MODELS:
                 fn.allow_invoke_endpoints(self.endpoint_arns(spec.name))
             cdk.Validations.of(fn.role).acknowledge(
                 cdk.Acknowledgment(
@@ -104,7 +87,7 @@ class ApiStack(cdk.Stack):
                 )
             )
             self.functions[spec.name] = fn
-            targets.append(RouteTarget(spec.routes, fn.function, spec.timeout))
+            targets.append(RouteTarget(spec.routes, fn.function, timeout))
 
         self.gateway = GatewayApi(
             self,

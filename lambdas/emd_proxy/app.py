@@ -1,9 +1,11 @@
 """The ASGI app: `create_app()` wires settings, registry, keys and the SageMaker client
-into FastAPI, mounts the routes of the families this process serves (EMD_FAMILIES),
-and renders every failure in OpenAI's error shape."""
+into FastAPI, mounts the routers of the families this process serves (EMD_FAMILIES,
+from the family table; a Lambda imports only its own family's modules), and renders
+every failure in OpenAI's error shape."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,23 +23,15 @@ from .errors import (
     ProxyError,
     RouteNotFoundError,
 )
-from .gateway import Gateway
+from .families import BY_NAME, MODELS
 from .log import logger
 from .middleware import GatewayMiddleware
 from .registry import Registry
-from .routes import audio, chat, embeddings, invocations, models, rerank
 from .sagemaker_client import SageMakerRuntime
 from .settings import Settings
+from .state import Services
 from .validation import validation_error
 from .workers import WorkerPool
-
-_FAMILY_ROUTERS = {
-    "chat": [chat.router],
-    "embeddings": [embeddings.router],
-    "rerank": [rerank.router],
-    "invocations": [invocations.router],
-    "audio": [audio.router],
-}
 
 
 def keys_from_settings(settings: Settings) -> KeyStore:
@@ -57,7 +51,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings.from_env()
     pool = WorkerPool(settings.max_concurrency)
-    gw = Gateway(
+    services = Services(
         settings=settings,
         registry=registry or Registry.from_env(),
         keys=keys or keys_from_settings(settings),
@@ -68,7 +62,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        await gw.aclose()
+        await services.aclose()
 
     app = FastAPI(
         title="EMD gateway",
@@ -80,16 +74,11 @@ def create_app(
         # tracing here is X-Ray's (Lambda), not OTel's.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.gateway = gw
-    app.add_middleware(GatewayMiddleware, gateway=gw)
-    app.include_router(models.router)
-    for family in settings.families:
-        for router in _FAMILY_ROUTERS.get(family, []):
-            app.include_router(router)
-
-    @app.get("/health", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    app.state.services = services
+    app.add_middleware(GatewayMiddleware, services=services)
+    for family in (MODELS, *settings.families):
+        module = importlib.import_module(f"{__package__}.routes.{BY_NAME[family].router}")
+        app.include_router(module.router)
 
     _install_error_handlers(app)
     _document_auth_and_errors(app)

@@ -1,7 +1,5 @@
-"""The proxy's structured logger (Powertools, JSON lines).
-
-Never log keys, prompts or outputs; `sensitive()` gates content behind
-EMD_LOG_SENSITIVE=1 for debugging."""
+"""The proxy's structured logger (Powertools, JSON lines). It never logs keys,
+prompts or outputs."""
 
 from __future__ import annotations
 

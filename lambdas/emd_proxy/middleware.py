@@ -15,13 +15,13 @@ from .errors import ProxyError, RequestTooLargeError
 from .log import logger
 
 if TYPE_CHECKING:
-    from .gateway import Gateway
+    from .state import Services
 
 
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+    def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
-        self.gateway = gateway
+        self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,9 +62,9 @@ class GatewayMiddleware:
             )
 
     async def _authenticate(self, scope: Scope) -> None:
-        keys = self.gateway.keys
+        keys = self.services.keys
         if keys.stale:
-            await self.gateway.pool.run(keys.refresh)
+            await self.services.pool.run(keys.refresh)
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -76,7 +76,7 @@ class GatewayMiddleware:
         """Content-Length over the limit: refuse before reading. No Content-Length
         (chunked): read here, up to the limit, and replay it to the app (raising from
         inside the app's own body read would be turned into a generic 400)."""
-        limit = self.gateway.settings.max_body_bytes
+        limit = self.services.settings.max_body_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if value.isdigit() and int(value) > limit:

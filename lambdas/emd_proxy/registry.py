@@ -16,9 +16,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from .errors import InvalidRequestError, ModelNotFoundError
+from .families import Family
 
 Engine = Literal["vllm", "tgi", "lmi", "tei", "whisperx", "hf_asr"]
-Family = Literal["chat", "embeddings", "rerank", "invocations", "audio"]
 
 
 class Features(BaseModel):

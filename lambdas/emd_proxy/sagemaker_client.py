@@ -66,6 +66,16 @@ class _Prepared:
 
 
 @dataclass(frozen=True)
+class UpstreamCall:
+    """One request to an endpoint, as an engine adapter prepared it."""
+
+    body: bytes
+    content_type: str = "application/json"
+    accept: str | None = None
+    custom_attributes: str | None = None
+
+
+@dataclass(frozen=True)
 class UpstreamResponse:
     body: bytes
     content_type: str

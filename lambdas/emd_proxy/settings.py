@@ -6,12 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .registry import Family
-
-ALL_FAMILIES: tuple[Family, ...] = ("chat", "embeddings", "rerank", "invocations", "audio")
-# `models` in EMD_FAMILIES names the Lambda that serves only /v1/models and /health
-# (mounted in every process anyway).
-MODELS_ONLY = "models"
+from .families import BY_NAME, MODEL_FAMILIES, MODELS, Family
 
 
 @dataclass(frozen=True)
@@ -34,8 +29,8 @@ class Settings:
     # A `: keep-alive` comment goes out after this much upstream silence in a stream;
     # well inside API Gateway's 5 minute idle timeout.
     keepalive_seconds: float = 15.0
-    log_sensitive: bool = False
-    families: tuple[Family, ...] = field(default=ALL_FAMILIES)
+    # The model families whose routes this process mounts (/v1/models always).
+    families: tuple[Family, ...] = field(default=MODEL_FAMILIES)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -44,7 +39,7 @@ class Settings:
             return float(raw) if raw else default
 
         families = tuple(f.strip() for f in environ.get("EMD_FAMILIES", "").split(",") if f.strip())
-        unknown = set(families) - set(ALL_FAMILIES) - {MODELS_ONLY}
+        unknown = set(families) - set(BY_NAME)
         if unknown:
             raise ValueError(f"EMD_FAMILIES has unknown families: {sorted(unknown)}")
         return cls(
@@ -57,8 +52,7 @@ class Settings:
             max_body_bytes=int(number("EMD_MAX_BODY_BYTES", 6 * 1024 * 1024)),
             max_audio_bytes=int(number("EMD_MAX_AUDIO_BYTES", 4 * 1024 * 1024)),
             keepalive_seconds=number("EMD_KEEPALIVE_SECONDS", 15.0),
-            log_sensitive=environ.get("EMD_LOG_SENSITIVE") == "1",
-            families=tuple(f for f in families if f != MODELS_ONLY)  # type: ignore[arg-type]
+            families=tuple(f for f in families if f != MODELS)  # type: ignore[arg-type]
             if families
-            else ALL_FAMILIES,
+            else MODEL_FAMILIES,
         )

@@ -8,31 +8,20 @@ import re
 
 from aws_cdk import assertions
 
+from emd_proxy.families import FAMILIES
 from infra.bundling import LAMBDA_TARGET
-from infra.stacks.api_stack import FAMILIES
+from infra.stacks.api_stack import TIMEOUTS
 from tests.infra import cfn
 from tests.infra.conftest import WEB_ACL_ARN
 from tests.infra.synth import ACCOUNT, Synth
 
+# The family table is the contract the app mounts its routers from (checked in
+# tests/unit/test_families.py); the synthesized API must route exactly the same.
 EXPECTED_ROUTES = {
-    ("GET", "/v1/models"): "models",
-    ("GET", "/v1/models/{id+}"): "models",
-    ("GET", "/health"): "models",
-    ("POST", "/v1/chat/completions"): "chat",
-    ("POST", "/v1/embeddings"): "embeddings",
-    ("POST", "/v1/rerank"): "rerank",
-    ("POST", "/v1/invocations"): "invocations",
-    ("POST", "/v1/audio/transcriptions"): "audio",
+    (route.method, route.path): spec.name for spec in FAMILIES for route in spec.routes
 }
-TIMEOUT_SECONDS = {
-    "models": 30,
-    "chat": 900,
-    "embeddings": 120,
-    "rerank": 120,
-    "invocations": 900,
-    "audio": 900,
-}
-FAMILY_NAMES = ["models", "chat", "embeddings", "rerank", "invocations", "audio"]
+TIMEOUT_SECONDS = {spec.name: int(TIMEOUTS[spec.timeout].to_seconds()) for spec in FAMILIES}
+FAMILY_NAMES = [spec.name for spec in FAMILIES]
 
 
 def endpoint_arn(name: str, region: str = "us-east-1") -> str:

@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from emd_proxy.engines import adapter
-from emd_proxy.engines.families import AudioFile
+from emd_proxy.engines.adapters import AudioFile
 from emd_proxy.engines.hf_asr import audio_format
 from emd_proxy.errors import InvalidRequestError, UpstreamError
 from emd_proxy.registry import RegistryEntry

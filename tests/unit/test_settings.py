@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from emd_proxy.settings import ALL_FAMILIES, Settings
+from emd_proxy.families import MODEL_FAMILIES
+from emd_proxy.settings import Settings
 
 
 def test_defaults() -> None:
@@ -11,9 +12,7 @@ def test_defaults() -> None:
     assert settings.key_cache_seconds == 60.0
     assert settings.api_key_secret_id is None
     assert settings.api_keys_file is None
-    assert settings.log_sensitive is False
-    assert settings.families == ALL_FAMILIES
-    assert set(ALL_FAMILIES) == {"chat", "embeddings", "rerank", "invocations", "audio"}
+    assert settings.families == MODEL_FAMILIES
 
 
 def test_numbers_and_strings() -> None:
@@ -27,7 +26,6 @@ def test_numbers_and_strings() -> None:
             "EMD_MAX_CONCURRENCY": "8",
             "EMD_MAX_BODY_BYTES": "1024",
             "EMD_KEEPALIVE_SECONDS": "0.5",
-            "EMD_LOG_SENSITIVE": "1",
         }
     )
     assert settings.api_key_secret_id == "arn:aws:secretsmanager:us-east-1:1:secret:k"
@@ -39,17 +37,11 @@ def test_numbers_and_strings() -> None:
     assert settings.max_concurrency == 8
     assert settings.max_body_bytes == 1024
     assert settings.keepalive_seconds == 0.5
-    assert settings.log_sensitive is True
 
 
 def test_empty_values_mean_defaults() -> None:
     env = {"EMD_KEY_CACHE_SECONDS": "", "EMD_API_KEY_SECRET_ID": "", "EMD_FAMILIES": ""}
     assert Settings.from_env(env) == Settings()
-
-
-@pytest.mark.parametrize("value", ["0", "true", "yes", ""])
-def test_log_sensitive_only_with_1(value) -> None:
-    assert Settings.from_env({"EMD_LOG_SENSITIVE": value}).log_sensitive is False
 
 
 def test_families_are_parsed() -> None:

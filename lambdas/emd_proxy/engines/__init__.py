@@ -7,8 +7,8 @@ from typing import Any, Literal, overload
 
 from ..errors import InvalidRequestError
 from ..registry import RegistryEntry
-from .base import ChatEngine
-from .families import EmbeddingsAdapter, RerankAdapter, TranscriptionAdapter
+from .adapters import EmbeddingsAdapter, RerankAdapter, TranscriptionAdapter
+from .chat import ChatEngine
 from .hf_asr import HfAsrTranscription
 from .lmi import LmiEngine
 from .tei import TeiEmbeddings, TeiRerank

@@ -9,7 +9,8 @@ from pydantic_core import from_json, to_json
 
 from ..errors import InvalidRequestError, UpstreamError
 from ..registry import RegistryEntry
-from .families import AudioFile, Transcript, TranscriptionAdapter, UpstreamCall
+from ..sagemaker_client import UpstreamCall
+from .adapters import AudioFile, Transcript, TranscriptionAdapter
 
 # Upload format -> the one content type the toolkit's decoder accepts for it.
 CONTENT_TYPES = {

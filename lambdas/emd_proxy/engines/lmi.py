@@ -6,7 +6,7 @@ lmi_vllm/request_response_utils.py)."""
 
 from __future__ import annotations
 
-from .base import ChatEngine
+from .chat import ChatEngine
 
 
 class LmiEngine(ChatEngine):

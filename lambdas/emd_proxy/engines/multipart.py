@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from urllib3.filepost import encode_multipart_formdata
 
-from .families import AudioFile, UpstreamCall
+from ..sagemaker_client import UpstreamCall
+from .adapters import AudioFile
 
 
 def multipart_call(

@@ -10,7 +10,8 @@ from typing import Any
 from pydantic_core import from_json, to_json
 
 from ..errors import UpstreamError
-from .families import EmbeddingBatch, EmbeddingsAdapter, RerankAdapter, Score, UpstreamCall
+from ..sagemaker_client import UpstreamCall
+from .adapters import EmbeddingBatch, EmbeddingsAdapter, RerankAdapter, Score
 
 # Request fields of TEI's embed and rerank that a client may pass through.
 _EMBED_EXTRAS = ("truncate", "truncation_direction", "prompt_name", "normalize")

@@ -20,11 +20,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..chunks import StreamFixer, arguments_text
 from ..errors import InvalidRequestError
 from ..registry import RegistryEntry
 from ..schemas.chat import ChatCompletionRequest
-from .base import ChatEngine, StreamFixer
-from .chat_stream import arguments_text
+from .chat import ChatEngine
 
 _EOS_TEXT = ("</s>", "<|im_end|>", "<|eot_id|>", "<|endoftext|>")
 

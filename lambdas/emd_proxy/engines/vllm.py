@@ -11,16 +11,17 @@ from pydantic_core import to_json
 
 from ..errors import UpstreamError
 from ..registry import RegistryEntry
-from .base import ChatEngine, load_json_object
-from .families import (
+from ..sagemaker_client import UpstreamCall
+from ..upstream_json import load_json_object
+from .adapters import (
     AudioFile,
     EmbeddingBatch,
     EmbeddingsAdapter,
     RerankAdapter,
     Score,
     TranscriptionAdapter,
-    UpstreamCall,
 )
+from .chat import ChatEngine
 from .multipart import multipart_call
 
 

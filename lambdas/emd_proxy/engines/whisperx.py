@@ -8,8 +8,9 @@ from pydantic_core import from_json, to_json
 
 from ..errors import UpstreamError
 from ..registry import RegistryEntry
+from ..sagemaker_client import UpstreamCall
 from ..transcripts import verbose_json
-from .families import AudioFile, Transcript, TranscriptionAdapter, UpstreamCall
+from .adapters import AudioFile, Transcript, TranscriptionAdapter
 from .multipart import multipart_call
 
 

@@ -8,10 +8,10 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from ..engines import adapter
-from ..engines.families import AudioFile
+from ..engines.adapters import AudioFile
 from ..errors import InvalidRequestError, RequestTooLargeError
-from ..gateway import gateway, principal
 from ..jsonio import StrictJsonRoute
+from ..state import principal, services
 
 router = APIRouter(route_class=StrictJsonRoute)
 
@@ -49,7 +49,7 @@ _FORM_SCHEMA = {
 
 @router.post("/v1/audio/transcriptions", response_model=None, openapi_extra=_FORM_SCHEMA)
 async def transcribe(request: Request) -> Response:
-    gw = gateway(request)
+    svc = services(request)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidRequestError(
             "Send the audio as multipart/form-data with a `file` field, as the OpenAI SDK does."
@@ -64,7 +64,7 @@ async def transcribe(request: Request) -> Response:
     model = form.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequestError("The `model` field is required.", param="model")
-    entry = gw.registry.resolve(model, "audio", principal(request).models)
+    entry = svc.registry.resolve(model, "audio", principal(request).models)
     engine = adapter(entry, "audio")
     response_format = str(form.get("response_format") or "json")
     if response_format not in RESPONSE_FORMATS:
@@ -78,10 +78,10 @@ async def transcribe(request: Request) -> Response:
             f"{', '.join(sorted(engine.response_formats))}.",
             param="response_format",
         )
-    data = await upload.read(gw.settings.max_audio_bytes + 1)
-    if len(data) > gw.settings.max_audio_bytes:
+    data = await upload.read(svc.settings.max_audio_bytes + 1)
+    if len(data) > svc.settings.max_audio_bytes:
         raise RequestTooLargeError(
-            f"The audio file is larger than {gw.settings.max_audio_bytes} bytes.",
+            f"The audio file is larger than {svc.settings.max_audio_bytes} bytes.",
             param="file",
         )
     if not data:
@@ -95,6 +95,6 @@ async def transcribe(request: Request) -> Response:
         (k, v) for k, v in form.multi_items() if k not in ("file", "model") and isinstance(v, str)
     ]
     call = engine.build(entry, audio, fields)
-    answer = await gw.invoke(entry.endpoint, call)
+    answer = await svc.invoke(entry.endpoint, call)
     transcript = engine.parse(answer.body, answer.content_type, response_format)
     return Response(transcript.body, media_type=transcript.content_type)

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request
 
 from ..engines import adapter
 from ..errors import InvalidRequestError
-from ..gateway import gateway, principal
 from ..jsonio import StrictJsonRoute
 from ..schemas.embeddings import EmbeddingsRequest
+from ..state import principal, services
 from ..vectors import estimate_tokens, shorten, to_base64
 
 router = APIRouter(route_class=StrictJsonRoute)
@@ -19,8 +19,8 @@ router = APIRouter(route_class=StrictJsonRoute)
 
 @router.post("/v1/embeddings")
 async def create_embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any]:
-    gw = gateway(request)
-    entry = gw.registry.resolve(body.model, "embeddings", principal(request).models)
+    svc = services(request)
+    entry = svc.registry.resolve(body.model, "embeddings", principal(request).models)
     engine = adapter(entry, "embeddings")
     inputs = body.inputs()
     token_ids = isinstance(inputs[0], list)
@@ -35,7 +35,7 @@ async def create_embeddings(body: EmbeddingsRequest, request: Request) -> dict[s
     size = engine.max_batch
     batches = [inputs[i : i + size] for i in range(0, len(inputs), size)]
     calls = [engine.build(batch, native, extra) for batch in batches]  # type: ignore[arg-type]
-    answers = await gw.invoke_all(entry.endpoint, calls)
+    answers = await svc.invoke_all(entry.endpoint, calls)
     parsed = [engine.parse(a.body, len(b)) for a, b in zip(answers, batches, strict=True)]
     vectors = [v for batch in parsed for v in batch.vectors]
     if body.dimensions is not None and not engine.native_dimensions:

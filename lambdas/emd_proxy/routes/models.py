@@ -1,4 +1,5 @@
-"""GET /v1/models and GET /v1/models/{id}: the models the caller's key may see."""
+"""GET /v1/models and GET /v1/models/{id}: the models the caller's key may see; and
+GET /health (no key, reveals nothing)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from ..gateway import gateway, principal
 from ..jsonio import StrictJsonRoute
 from ..registry import RegistryEntry
+from ..state import principal, services
 
 router = APIRouter(route_class=StrictJsonRoute)
 
@@ -35,11 +36,16 @@ def model_card(entry: RegistryEntry) -> dict[str, Any]:
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> dict[str, Any]:
-    entries = gateway(request).registry.entries(principal(request).models)
+    entries = services(request).registry.entries(principal(request).models)
     return {"object": "list", "data": [model_card(e) for e in entries]}
 
 
 @router.get("/v1/models/{model_id:path}")
 async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
-    entry = gateway(request).registry.resolve(model_id, visible=principal(request).models)
+    entry = services(request).registry.resolve(model_id, visible=principal(request).models)
     return model_card(entry)
+
+
+@router.get("/health", include_in_schema=False)
+async def health() -> dict[str, str]:
+    return {"status": "ok"}

@@ -9,11 +9,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from ..engines import adapter
-from ..engines.families import Score
+from ..engines.adapters import Score
 from ..errors import UpstreamError
-from ..gateway import gateway, principal
 from ..jsonio import StrictJsonRoute
 from ..schemas.rerank import RerankRequest
+from ..state import principal, services
 from ..vectors import estimate_tokens
 
 router = APIRouter(route_class=StrictJsonRoute)
@@ -21,15 +21,15 @@ router = APIRouter(route_class=StrictJsonRoute)
 
 @router.post("/v1/rerank")
 async def rerank(body: RerankRequest, request: Request) -> dict[str, Any]:
-    gw = gateway(request)
-    entry = gw.registry.resolve(body.model, "rerank", principal(request).models)
+    svc = services(request)
+    entry = svc.registry.resolve(body.model, "rerank", principal(request).models)
     engine = adapter(entry, "rerank")
     texts = body.texts()
     extra = {k: v for k, v in (body.model_extra or {}).items() if k != "top_n"}
     size = engine.max_batch
     starts = list(range(0, len(texts), size))
     calls = [engine.build(body.query, texts[s : s + size], extra) for s in starts]
-    answers = await gw.invoke_all(entry.endpoint, calls)
+    answers = await svc.invoke_all(entry.endpoint, calls)
     scores: list[Score] = []
     tokens: int | None = 0
     for start, answer in zip(starts, answers, strict=True):

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from .base import PermissiveModel
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
-class _Permissive(BaseModel):
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-
-
-class ContentPart(_Permissive):
+class ContentPart(PermissiveModel):
     type: str = Field(min_length=1)
 
 
-class ChatMessage(_Permissive):
+class ChatMessage(PermissiveModel):
     role: Role
     content: str | list[ContentPart] | None = None
     name: str | None = None
@@ -29,11 +27,11 @@ class ChatMessage(_Permissive):
     tool_call_id: str | None = None
 
 
-class StreamOptions(_Permissive):
+class StreamOptions(PermissiveModel):
     include_usage: bool | None = None
 
 
-class ChatCompletionRequest(_Permissive):
+class ChatCompletionRequest(PermissiveModel):
     # Fields in the order of the OpenAI reference.
     messages: list[ChatMessage] = Field(min_length=1)
     model: str = Field(min_length=1, max_length=256)

@@ -6,12 +6,12 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from .chat import _Permissive
+from .base import PermissiveModel
 
 MAX_INPUTS = 2048  # OpenAI's limit per request
 
 
-class EmbeddingsRequest(_Permissive):
+class EmbeddingsRequest(PermissiveModel):
     input: str | list[str] | list[int] | list[list[int]]
     model: str = Field(min_length=1, max_length=256)
     dimensions: int | None = Field(default=None, ge=1)

@@ -7,12 +7,12 @@ from typing import Any
 
 from pydantic import Field
 
-from .chat import _Permissive
+from .base import PermissiveModel
 
 _HEADER = r"^[\x20-\x7E]*$"
 
 
-class InvocationsRequest(_Permissive):
+class InvocationsRequest(PermissiveModel):
     model: str = Field(min_length=1, max_length=256)
     input: Any
     stream: bool = False

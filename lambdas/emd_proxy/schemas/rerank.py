@@ -1,20 +1,20 @@
-"""Rerank request and response in the Cohere/Jina shape (also what vLLM serves), which
-LangChain's and LlamaIndex's Cohere-compatible clients accept."""
+"""Rerank request in the Cohere/Jina shape (also what vLLM serves), which LangChain's
+and LlamaIndex's Cohere-compatible clients send."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from .chat import _Permissive
+from .base import PermissiveModel
 
 MAX_DOCUMENTS = 1000  # Cohere's limit
 
 
-class RerankDocument(_Permissive):
+class RerankDocument(PermissiveModel):
     text: str
 
 
-class RerankRequest(_Permissive):
+class RerankRequest(PermissiveModel):
     model: str = Field(min_length=1, max_length=256)
     query: str = Field(min_length=1)
     documents: list[str | RerankDocument] = Field(min_length=1, max_length=MAX_DOCUMENTS)

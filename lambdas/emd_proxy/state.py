@@ -1,4 +1,6 @@
-"""What every request needs, built once per process and kept on `app.state`."""
+"""The per-process services every request needs (settings, registry, keys, the
+SageMaker client, the worker pool), built once by `create_app()` and kept on
+`app.state`."""
 
 from __future__ import annotations
 
@@ -9,15 +11,14 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from .auth import KeyStore, Principal
-from .engines.families import UpstreamCall
 from .registry import Registry
-from .sagemaker_client import SageMakerRuntime, UpstreamResponse, UpstreamStream
+from .sagemaker_client import SageMakerRuntime, UpstreamCall, UpstreamResponse, UpstreamStream
 from .settings import Settings
 from .workers import WorkerPool
 
 
 @dataclass
-class Gateway:
+class Services:
     settings: Settings
     registry: Registry
     keys: KeyStore
@@ -64,8 +65,8 @@ class Gateway:
         self.pool.shutdown()
 
 
-def gateway(request: Request) -> Gateway:
-    return request.app.state.gateway  # type: ignore[no-any-return]
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
 
 
 def principal(request: Request) -> Principal:

@@ -1,6 +1,7 @@
-"""Adapters of the non-chat families: each turns our request into one container call
-(`UpstreamCall`) and the container's answer back into plain values. Invoking,
-batching and the OpenAI response shape live in the routes, once."""
+"""The bases of the non-chat adapters (embeddings, rerank, transcription): each turns
+our request into one container call (`UpstreamCall`) and the container's answer back
+into plain values. Invoking, batching and the OpenAI response shape live in the
+routes, once."""
 
 from __future__ import annotations
 
@@ -8,14 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..registry import RegistryEntry
-
-
-@dataclass(frozen=True)
-class UpstreamCall:
-    body: bytes
-    content_type: str = "application/json"
-    accept: str | None = None
-    custom_attributes: str | None = None
+from ..sagemaker_client import UpstreamCall
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,18 @@
-"""Engine chunks -> exact OpenAI objects, for every engine.
+"""The normalised chunk stream every API shape renders from: OpenAI
+`chat.completion.chunk` objects, exact, whatever the engine.
+
+`StreamFixer` is the one engine-specific step (an engine's per-stream repairs, before
+normalisation).
 
 `ChunkNormalizer` fixes what engines get wrong or leave out, one chunk at a time, with
 the state a stream needs: one stable `id`/`created`, `model` set to the public id,
 `tool_calls[].index` counted from 0 without gaps per choice (an engine's -1, missing
 or repeated indexes would crash strict clients), a real call id and `type` on each
 call's first fragment only, arguments always as JSON-string fragments, and OpenAI's
-finish reasons. `CompletionBuilder` folds normalised chunks into one
-`chat.completion`, so non-streaming requests can stream from the engine too (which
-lifts SageMaker's 60 s InvokeEndpoint limit)."""
+finish reasons; usage is taken out of the stream and sent alone, last.
+`CompletionBuilder` folds normalised chunks into one `chat.completion`, so
+non-streaming requests can stream from the engine too (which lifts SageMaker's 60 s
+InvokeEndpoint limit)."""
 
 from __future__ import annotations
 
@@ -17,7 +22,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..registry import RegistryEntry
+# The normalised chunks one upstream part completed.
+Batch = list[dict[str, Any]]
 
 # Engine finish reasons (TGI's generate names among them) -> OpenAI's.
 _FINISH_REASONS = {
@@ -54,9 +60,21 @@ class _Calls:
     current: int | None = None
 
 
+class StreamFixer:
+    """Per-stream, engine-specific repairs, before the shared normalisation. `fix`
+    maps one engine chunk to any number of chunks; `end` adds what the engine never
+    sent (a final finish_reason, held-back text) when its stream is over."""
+
+    def fix(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        return [chunk]
+
+    def end(self) -> list[dict[str, Any]]:
+        return []
+
+
 class ChunkNormalizer:
-    def __init__(self, entry: RegistryEntry) -> None:
-        self.model = entry.id
+    def __init__(self, model: str) -> None:
+        self.model = model
         self.id: str | None = None
         self.created: int | None = None
         self.usage: dict[str, Any] | None = None
