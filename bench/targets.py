@@ -31,11 +31,12 @@ from typing import Any
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 import uvicorn
-from lib import HOST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from lib import HOST
 
 # Response headers a pass-through must not copy: they describe the hop, not the body
 # (the floor's own server frames the body again).
