@@ -84,15 +84,21 @@ def test_serve_prints_url_and_key_that_work(
     assert answer.choices[0].message.content == "it works"
 
 
-def test_sigterm_stops_it_cleanly_within_two_seconds(
+def test_sigterm_stops_it_cleanly_with_a_connection_open(
     served: tuple[subprocess.Popen, str, str], config_dir: Path
 ) -> None:
     proc, url, key = served
     client = openai.OpenAI(base_url=url, api_key=key, max_retries=0)
     client.models.list()  # leaves a keep-alive connection open
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=2) == 0
+    # Only a hang guard: a server waiting for the client to hang up would sit through
+    # the 75 s keep-alive. How fast it stops (README: within 2 s) is bench/'s to measure.
+    assert proc.wait(timeout=30) == 0
     assert not (config_dir / "serve.json").exists()
+    assert proc.stderr is not None
+    stderr = proc.stderr.read()
+    assert "emd serve: stopped" in stderr  # the local models and emulator were stopped
+    assert "Traceback" not in stderr
 
 
 def test_ctrl_c_right_after_the_banner_stops_it_even_when_started_ignoring_sigint(
