@@ -189,11 +189,13 @@ async def sse_body(items: AsyncIterator[T | None], render: Renderer[T]) -> Async
         tail = head + render.close()
         if tail:
             yield tail
-    except ProxyError as exc:
-        yield render.error(exc)
-    except Exception:  # noqa: BLE001 - a bug must still end the stream cleanly
-        logger.exception("stream failed")
-        yield render.error(UpstreamError("The model's response could not be read."))
+    except Exception as exc:  # noqa: BLE001 - a bug must still end the stream cleanly
+        if not isinstance(exc, ProxyError):
+            logger.exception("stream failed")
+            exc = UpstreamError("The model's response could not be read.")
+        failure = render.error(exc)
+        if failure:
+            yield failure
     finally:
         # Leaving early (client gone, error) closes the upstream stream at once.
         await items.aclose()  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from emd_proxy.chunks import ChunkNormalizer, StreamFixer
 from emd_proxy.errors import UpstreamError
 from emd_proxy.shapes.chat import ChatEvents
+from emd_proxy.shapes.raw import RawEvents
 from emd_proxy.sse import DONE, KEEPALIVE
 from emd_proxy.streaming import chat_chunks, fold, sse_body, started
 
@@ -323,3 +324,67 @@ def test_any_split_of_the_stream_yields_the_same_chunks(offsets: list[int]) -> N
     for piece in cut(VLLM_STREAM, sorted(set(offsets))):
         parts += [piece, b""]
     assert decoded(run(parts, include_usage=True)) == whole
+
+
+# --- usage, closing, and the raw relay -------------------------------------------------
+
+
+def test_usage_goes_to_the_sink_once_when_the_stream_ends() -> None:
+    seen: list[object] = []
+
+    async def collect() -> None:
+        batches = await started(batches_of(parts_of(VLLM_STREAM), seen.append))
+        async for _ in sse_body(batches, ChatEvents(include_usage=False)):
+            pass
+
+    asyncio.run(collect())
+    assert seen == [{"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}]
+
+
+def test_a_stream_never_iterated_still_closes_its_upstream() -> None:
+    """The client left before the response started: closing the started stream must
+    reach the upstream (and report no usage) without iterating it."""
+    closed: list[bool] = []
+    seen: list[object] = []
+
+    async def source():
+        try:
+            yield sse(chunk("a"))
+            yield sse(chunk("b"))
+        finally:
+            closed.append(True)
+
+    async def go() -> None:
+        batches = await started(batches_of(source(), seen.append))
+        await batches.aclose()  # type: ignore[attr-defined]
+
+    asyncio.run(go())
+    assert closed == [True]
+    assert seen == [None]
+
+
+def test_an_empty_upstream_still_ends_with_done() -> None:
+    assert run([]) == [DONE]
+
+
+def raw(parts: list[bytes | None], media_type: str) -> list[bytes]:
+    async def source():
+        for part in parts:
+            yield part
+        raise UpstreamError("The model failed while streaming: boom")
+
+    async def collect() -> list[bytes]:
+        return [w async for w in sse_body(await started(source()), RawEvents(media_type))]
+
+    return asyncio.run(collect())
+
+
+def test_raw_sse_relay_passes_bytes_and_ends_a_failure_with_error_and_done() -> None:
+    writes = raw([b"data: 1\n\n", None, b"data: 2\n\n"], "text/event-stream")
+    assert writes[:3] == [b"data: 1\n\n", KEEPALIVE, b"data: 2\n\n"]
+    assert json.loads(writes[3][len(b"data: ") :])["error"]["code"] == "bad_upstream_response"
+    assert writes[4:] == [DONE]
+
+
+def test_raw_non_sse_relay_has_no_keepalives_and_just_ends() -> None:
+    assert raw([b"{", None, b"}"], "application/jsonlines") == [b"{", b"}"]

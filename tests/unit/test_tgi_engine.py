@@ -1,0 +1,196 @@
+"""The proxy's own TGI adapter: request preparation and the stream fixer (stop
+sequences TGI leaves in the text, 3.2+ tool streams without a finish_reason or a
+closing brace, and the pre-3.2 raw-token tool calls), fed TGI-shaped chunks directly."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from emd_proxy.chunks import ChunkNormalizer
+from emd_proxy.engines.tgi import TgiEngine, TgiStreamFixer
+from emd_proxy.errors import InvalidRequestError
+from emd_proxy.registry import RegistryEntry
+from emd_proxy.schemas.chat import ChatCompletionRequest
+
+ENTRY = RegistryEntry(
+    id="Mistral-7B/dev",
+    model="Mistral-7B",
+    tag="dev",
+    endpoint="emd-mistral-7b-dev",
+    engine="tgi",
+    families=["chat"],
+    features={"tools": True},
+)
+engine = TgiEngine()
+
+
+def request(**body: Any) -> ChatCompletionRequest:
+    messages = body.pop("messages", [{"role": "user", "content": "hi"}])
+    return ChatCompletionRequest.model_validate({"model": ENTRY.id, "messages": messages, **body})
+
+
+def payload(**body: Any) -> dict[str, Any]:
+    return json.loads(engine.build_payload(request(**body), ENTRY))
+
+
+def text_chunk(text: str | None, finish: str | None = None) -> dict[str, Any]:
+    delta = {"role": "assistant"} | ({} if text is None else {"content": text})
+    return {
+        "id": "",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "tgi",
+        "system_fingerprint": "3.3.6-sha",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+
+
+def tool_chunk(calls: Any, finish: str | None = None) -> dict[str, Any]:
+    chunk = text_chunk(None, finish)
+    chunk["choices"][0]["delta"] = {"role": "assistant", "tool_calls": calls}
+    return chunk
+
+
+def run(fixer: TgiStreamFixer, chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = [fixed for chunk in chunks for fixed in fixer.fix(chunk)]
+    return out + fixer.end()
+
+
+def content(chunks: list[dict[str, Any]]) -> str:
+    return "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+
+
+def finish_reasons(chunks: list[dict[str, Any]]) -> list[str]:
+    return [
+        c["choices"][0]["finish_reason"]
+        for c in chunks
+        if c["choices"] and c["choices"][0].get("finish_reason")
+    ]
+
+
+# --- prepare -------------------------------------------------------------------------
+
+
+def test_n_above_one_is_refused_not_silently_answered_once() -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        payload(n=2)
+    assert info.value.param == "n"
+    assert payload(n=1)["n"] == 1
+
+
+def test_developer_messages_become_system_messages() -> None:
+    messages = [{"role": "developer", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    assert [m["role"] for m in payload(messages=messages)["messages"]] == ["system", "user"]
+
+
+def test_max_completion_tokens_becomes_max_tokens() -> None:
+    body = payload(max_completion_tokens=7)
+    assert body["max_tokens"] == 7
+    assert "max_completion_tokens" not in body
+    assert payload(max_completion_tokens=7, max_tokens=3)["max_tokens"] == 3
+
+
+# --- stop sequences --------------------------------------------------------------------
+
+
+def test_a_stop_split_across_tokens_is_cut_and_never_sent() -> None:
+    fixer = engine.fixer(request(stop=["END"]))
+    out = run(fixer, [text_chunk("one E"), text_chunk("N"), text_chunk("D two", "stop_sequence")])
+    assert content(out) == "one "
+    assert all("E" not in c["choices"][0]["delta"].get("content", "") for c in out)
+    assert finish_reasons(out) == ["stop_sequence"]
+
+
+def test_text_that_only_looked_like_a_stop_is_released() -> None:
+    fixer = engine.fixer(request(stop="END"))
+    first = fixer.fix(text_chunk("an E"))
+    assert content(first) == "an"  # " E" may still begin "END"
+    out = first + run(fixer, [text_chunk("nd", "length")])
+    assert content(out) == "an End"
+
+
+def test_held_back_text_is_flushed_when_the_stream_ends_without_a_finish() -> None:
+    fixer = engine.fixer(request(stop=["STOP"]))
+    out = run(fixer, [text_chunk("abc ST")])
+    assert content(out) == "abc ST"
+    assert finish_reasons(out) == ["stop"]
+
+
+def test_without_stops_text_passes_unchanged() -> None:
+    fixer = engine.fixer(request())
+    chunks = [text_chunk("a"), text_chunk("b", "eos_token")]
+    assert content(run(fixer, chunks)) == "ab"
+
+
+# --- tool calls ------------------------------------------------------------------------
+
+
+def test_tgi_3_2_tool_stream_gets_its_closing_brace_and_finish_reason() -> None:
+    first = [{"index": 0, "id": "0", "type": "function",
+              "function": {"name": "get_weather", "arguments": "{"}}]  # fmt: skip
+    fragments = ['"city"', ': "Paris"']
+    chunks = [tool_chunk(first)] + [
+        tool_chunk([{"index": 0, "function": {"name": None, "arguments": f}}]) for f in fragments
+    ]
+    out = run(engine.fixer(request(tools=[{"type": "function"}])), chunks)
+    arguments = "".join(
+        call["function"]["arguments"]
+        for c in out
+        for call in c["choices"][0]["delta"].get("tool_calls", [])
+    )
+    assert json.loads(arguments) == {"city": "Paris"}
+    assert finish_reasons(out) == ["tool_calls"]
+
+
+def test_a_complete_3_2_tool_call_gets_no_extra_brace() -> None:
+    call = [{"index": 0, "id": "0", "function": {"name": "f", "arguments": '{"a": 1}'}}]
+    out = run(engine.fixer(request()), [tool_chunk(call)])
+    assert [c["choices"][0]["delta"].get("tool_calls") for c in out[1:]] == [None]
+
+
+def test_legacy_raw_token_tool_call_is_rebuilt_as_one_call() -> None:
+    tokens = ['{"function": ', '{"_name": "get_weather", ', '"city": "Paris"}}', "</s>"]
+    chunks = [
+        tool_chunk(
+            {
+                "index": 0,
+                "id": "",
+                "type": "function",
+                "function": {"name": None, "arguments": token},
+            },
+            "eos_token" if i == len(tokens) - 1 else None,
+        )
+        for i, token in enumerate(tokens)
+    ]
+    out = run(engine.fixer(request()), chunks)
+    calls = [call for c in out for call in c["choices"][0]["delta"].get("tool_calls", [])]
+    assert len(calls) == 1
+    assert calls[0]["function"]["name"] == "get_weather"
+    assert json.loads(calls[0]["function"]["arguments"]) == {"city": "Paris"}
+
+
+def test_legacy_tool_call_that_never_parses_keeps_its_text_as_arguments() -> None:
+    chunks = [tool_chunk({"function": {"name": None, "arguments": '{"function": {"_na'}}, "length")]
+    out = run(engine.fixer(request()), chunks)
+    (call,) = [call for c in out for call in c["choices"][0]["delta"].get("tool_calls", [])]
+    assert call["function"] == {"name": "", "arguments": '{"function": {"_na'}
+
+
+def test_fixed_tool_stream_normalises_to_openai_chunks() -> None:
+    """TGI's id "0" is not unique across a conversation: the normaliser gives the call
+    a real id, on its first fragment only."""
+    first = [{"index": 0, "id": "0", "function": {"name": "f", "arguments": "{"}}]
+    more = [{"index": 0, "function": {"name": None, "arguments": '"a": 1'}}]
+    normalise = ChunkNormalizer(ENTRY.id)
+    out = [
+        normalise(c) for c in run(engine.fixer(request()), [tool_chunk(first), tool_chunk(more)])
+    ]
+    calls = [call for c in out for call in c["choices"][0]["delta"].get("tool_calls", [])]
+    assert calls[0]["id"].startswith("call_")
+    assert calls[0]["type"] == "function"
+    assert all("id" not in call for call in calls[1:])
+    assert {call["index"] for call in calls} == {0}
+    assert out[-1]["choices"][0]["finish_reason"] == "tool_calls"
