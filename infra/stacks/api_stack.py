@@ -77,8 +77,8 @@ class ApiStack(cdk.Stack):
                 environment=environment,
             )
             self.secret.grant_read(fn.role)
-            if spec.name != MODELS:
-                fn.allow_invoke_endpoints(self.endpoint_arns(spec.name))
+            if spec.models is not None:
+                fn.allow_invoke_endpoints(self.endpoint_arns(spec.models))
             cdk.Validations.of(fn.role).acknowledge(
                 cdk.Acknowledgment(
                     id="AwsSolutions-IAM5[Resource::*]",

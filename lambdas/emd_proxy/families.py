@@ -1,7 +1,8 @@
 """The endpoint families, one row each: the routes a family answers, the router module
-that serves them, and how long its requests may run. The app mounts routers from this
-table, the settings check EMD_FAMILIES against it, the registry names a model's
-families with it, and infra builds one Lambda with these API Gateway routes per row.
+that serves them, which models its requests resolve to, and how long they may run.
+The app mounts routers from this table, the settings check EMD_FAMILIES against it,
+and infra builds one Lambda per row with these API Gateway routes, allowed to invoke
+only the endpoints of the row's models.
 Adding a family: a row here, `routes/<router>.py` and its schema."""
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-# The families a model can serve (registry entries list them).
+# What a model can serve (registry entries list these). Several API families serve
+# one model family: chat models answer chat completions, legacy completions, the
+# Responses API and Anthropic messages.
 Family = Literal["chat", "embeddings", "rerank", "invocations", "audio"]
 # The pseudo-family every process serves: /v1/models and /health (EMD_FAMILIES=models
 # names the Lambda that serves only these).
@@ -31,7 +34,12 @@ class FamilySpec:
     name: str
     routes: tuple[Route, ...]
     router: str  # the module under emd_proxy.routes with the family's `router`
+    models: Family | None  # the models its requests resolve to (None: no model call)
     timeout: TimeoutClass
+
+
+def _post(*paths: str) -> tuple[Route, ...]:
+    return tuple(Route("POST", path) for path in paths)
 
 
 FAMILIES: tuple[FamilySpec, ...] = (
@@ -39,14 +47,16 @@ FAMILIES: tuple[FamilySpec, ...] = (
         MODELS,
         (Route("GET", "/v1/models"), Route("GET", "/v1/models/{id+}"), Route("GET", "/health")),
         "models",
+        None,
         "instant",
     ),
-    FamilySpec("chat", (Route("POST", "/v1/chat/completions"),), "chat", "long"),
-    FamilySpec("embeddings", (Route("POST", "/v1/embeddings"),), "embeddings", "short"),
-    FamilySpec("rerank", (Route("POST", "/v1/rerank"),), "rerank", "short"),
-    FamilySpec("invocations", (Route("POST", "/v1/invocations"),), "invocations", "long"),
-    FamilySpec("audio", (Route("POST", "/v1/audio/transcriptions"),), "audio", "long"),
+    FamilySpec("chat", _post("/v1/chat/completions"), "chat", "chat", "long"),
+    FamilySpec("embeddings", _post("/v1/embeddings"), "embeddings", "embeddings", "short"),
+    FamilySpec("rerank", _post("/v1/rerank", "/v2/rerank", "/rerank"), "rerank", "rerank", "short"),
+    FamilySpec("invocations", _post("/v1/invocations"), "invocations", "invocations", "long"),
+    FamilySpec("audio", _post("/v1/audio/transcriptions"), "audio", "audio", "long"),
 )
 BY_NAME = {spec.name: spec for spec in FAMILIES}
-# Every model family, in table order (what a process serves when EMD_FAMILIES is unset).
-MODEL_FAMILIES: tuple[Family, ...] = tuple(s.name for s in FAMILIES if s.name != MODELS)  # type: ignore[misc]
+# Every family but MODELS, in table order (what a process serves when EMD_FAMILIES is
+# unset).
+API_FAMILIES: tuple[str, ...] = tuple(s.name for s in FAMILIES if s.name != MODELS)

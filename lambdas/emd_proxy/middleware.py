@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     from .state import Services
 
 
+def _needs_key(path: str) -> bool:
+    """Every API route: /v1/..., and the Cohere-style /v2/rerank and /rerank aliases.
+    /health and the OpenAPI document stay public (they reveal nothing)."""
+    return path.startswith(("/v1/", "/v2/")) or path in ("/v1", "/v2", "/rerank")
+
+
 class GatewayMiddleware:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
@@ -39,7 +45,7 @@ class GatewayMiddleware:
             await send(message)
 
         try:
-            if scope["path"].startswith("/v1/") or scope["path"] == "/v1":
+            if _needs_key(scope["path"]):
                 await self._authenticate(scope)
             receive = await self._limit_body(scope, receive)
             await self.app(scope, receive, send_tracking)

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .families import BY_NAME, MODEL_FAMILIES, MODELS, Family
+from .families import API_FAMILIES, BY_NAME, MODELS
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,8 @@ class Settings:
     # A `: keep-alive` comment goes out after this much upstream silence in a stream;
     # well inside API Gateway's 5 minute idle timeout.
     keepalive_seconds: float = 15.0
-    # The model families whose routes this process mounts (/v1/models always).
-    families: tuple[Family, ...] = field(default=MODEL_FAMILIES)
+    # The families (families.py) whose routes this process mounts (/v1/models always).
+    families: tuple[str, ...] = field(default=API_FAMILIES)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -52,7 +52,5 @@ class Settings:
             max_body_bytes=int(number("EMD_MAX_BODY_BYTES", 6 * 1024 * 1024)),
             max_audio_bytes=int(number("EMD_MAX_AUDIO_BYTES", 4 * 1024 * 1024)),
             keepalive_seconds=number("EMD_KEEPALIVE_SECONDS", 15.0),
-            families=tuple(f for f in families if f != MODELS)  # type: ignore[arg-type]
-            if families
-            else MODEL_FAMILIES,
+            families=tuple(f for f in families if f != MODELS) if families else API_FAMILIES,
         )

@@ -130,6 +130,22 @@ def test_rerank_ranks_the_relevant_document_first(http: httpx.Client) -> None:
     assert body["usage"]["total_tokens"] > 0
 
 
+@pytest.mark.parametrize("path", ["/v2/rerank", "/rerank"])
+def test_rerank_aliases_answer_the_same_and_need_a_key(
+    gateway: LocalGateway, http: httpx.Client, path: str
+) -> None:
+    """Cohere v2 clients call /v2/rerank, some Jina/TEI clients /rerank."""
+    body = {"model": E5, "query": "What is the capital of France?", "documents": DOCUMENTS}
+    root = gateway.base_url.removesuffix("/v1")
+    alias = httpx.post(root + path, json=body, headers=http.headers, timeout=30)
+    assert alias.status_code == 200, alias.text
+    v1 = http.post("/rerank", json=body).json()
+    assert [r["index"] for r in alias.json()["results"]] == [r["index"] for r in v1["results"]]
+    anonymous = httpx.post(root + path, json=body, timeout=30)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["code"] == "invalid_api_key"
+
+
 def test_rerank_top_n_and_return_documents(http: httpx.Client) -> None:
     response = http.post(
         "/rerank",

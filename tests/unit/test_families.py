@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute
 
 from emd_proxy.app import create_app
 from emd_proxy.auth import KeyStore
-from emd_proxy.families import FAMILIES, MODEL_FAMILIES, MODELS, Family
+from emd_proxy.families import API_FAMILIES, BY_NAME, FAMILIES, MODELS, Family
 from emd_proxy.registry import Registry
 from emd_proxy.settings import Settings
 
@@ -22,7 +22,7 @@ class _NoAws:
     """create_app builds no SageMaker client when given one."""
 
 
-def mounted_routes(families: tuple[Family, ...]) -> set[tuple[str, str]]:
+def mounted_routes(families: tuple[str, ...]) -> set[tuple[str, str]]:
     app = create_app(
         Settings(families=families),
         registry=Registry([]),
@@ -47,8 +47,8 @@ def table_routes(*names: str) -> set[tuple[str, str]]:
     return {(r.method, r.path) for name in names for r in by_name[name].routes}
 
 
-@pytest.mark.parametrize("family", MODEL_FAMILIES)
-def test_a_family_process_mounts_exactly_its_table_routes(family: Family) -> None:
+@pytest.mark.parametrize("family", API_FAMILIES)
+def test_a_family_process_mounts_exactly_its_table_routes(family: str) -> None:
     assert mounted_routes((family,)) == table_routes(MODELS, family)
 
 
@@ -57,9 +57,12 @@ def test_models_only_process_serves_models_and_health() -> None:
 
 
 def test_every_family_at_once() -> None:
-    assert mounted_routes(MODEL_FAMILIES) == table_routes(*(s.name for s in FAMILIES))
+    assert mounted_routes(API_FAMILIES) == table_routes(*(s.name for s in FAMILIES))
 
 
-def test_registry_families_are_the_table_rows() -> None:
-    assert set(get_args(Family)) == {s.name for s in FAMILIES} - {MODELS}
-    assert len({s.name for s in FAMILIES}) == len(FAMILIES)
+def test_every_model_family_is_served_by_a_family_of_the_same_name() -> None:
+    """A model family names the Lambda (and IAM) of its own routes; more API families
+    (completions, ...) may serve the same models."""
+    assert {s.models for s in FAMILIES if s.models} == set(get_args(Family))
+    assert all(BY_NAME[family].models == family for family in get_args(Family))
+    assert len(BY_NAME) == len(FAMILIES)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from emd_proxy.families import MODEL_FAMILIES
+from emd_proxy.families import API_FAMILIES
 from emd_proxy.settings import Settings
 
 
@@ -12,7 +12,7 @@ def test_defaults() -> None:
     assert settings.key_cache_seconds == 60.0
     assert settings.api_key_secret_id is None
     assert settings.api_keys_file is None
-    assert settings.families == MODEL_FAMILIES
+    assert settings.families == API_FAMILIES
 
 
 def test_numbers_and_strings() -> None:
