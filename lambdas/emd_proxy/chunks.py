@@ -73,15 +73,16 @@ class StreamFixer:
 
 
 class ChunkNormalizer:
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, id_prefix: str = "chatcmpl-") -> None:
         self.model = model
+        self._id_prefix = id_prefix
         self.id: str | None = None
         self.created: int | None = None
         self.usage: dict[str, Any] | None = None
         self._calls: dict[int, _Calls] = {}
 
     def __call__(self, chunk: dict[str, Any]) -> dict[str, Any]:
-        self.id = self.id or chunk.get("id") or f"chatcmpl-{uuid.uuid4().hex}"
+        self.id = self.id or chunk.get("id") or f"{self._id_prefix}{uuid.uuid4().hex}"
         self.created = self.created or chunk.get("created") or int(time.time())
         chunk["id"], chunk["created"] = self.id, self.created
         chunk["object"] = "chat.completion.chunk"
@@ -115,7 +116,7 @@ class ChunkNormalizer:
 
     def usage_chunk(self) -> dict[str, Any]:
         return {
-            "id": self.id or f"chatcmpl-{uuid.uuid4().hex}",
+            "id": self.id or f"{self._id_prefix}{uuid.uuid4().hex}",
             "object": "chat.completion.chunk",
             "created": self.created or int(time.time()),
             "model": self.model,

@@ -51,6 +51,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "instant",
     ),
     FamilySpec("chat", _post("/v1/chat/completions"), "chat", "chat", "long"),
+    FamilySpec("completions", _post("/v1/completions"), "completions", "chat", "long"),
     FamilySpec("embeddings", _post("/v1/embeddings"), "embeddings", "embeddings", "short"),
     FamilySpec("rerank", _post("/v1/rerank", "/v2/rerank", "/rerank"), "rerank", "rerank", "short"),
     FamilySpec("invocations", _post("/v1/invocations"), "invocations", "invocations", "long"),

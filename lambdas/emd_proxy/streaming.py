@@ -210,9 +210,20 @@ def sse_response(items: AsyncIterator[T | None], render: Renderer[T]) -> Streami
     )
 
 
+class Builder(Protocol):
+    def add(self, chunk: dict[str, Any]) -> None: ...
+
+
+B = TypeVar("B", bound=Builder)
+
+
 async def fold(batches: AsyncIterator[Batch | None]) -> CompletionBuilder:
     """A whole stream folded into one answer (`.result(model)` is the chat.completion)."""
-    builder = CompletionBuilder()
+    return await fold_into(batches, CompletionBuilder())
+
+
+async def fold_into(batches: AsyncIterator[Batch | None], builder: B) -> B:
+    """A whole stream fed to `builder` (an API shape's own answer builder)."""
     try:
         async for batch in batches:
             for chunk in batch or ():

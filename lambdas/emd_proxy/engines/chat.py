@@ -1,8 +1,10 @@
 """The chat engines' shared request preparation; each engine adds its hooks.
 
-Hooks: `prepare` (the OpenAI body -> what this container accepts) and `fixer` (a
-per-stream `StreamFixer` repairing engine chunks before the shared normalisation).
-Both are pure; reading the stream is the pipeline's (streaming.py).
+Hooks: `prepare` (the OpenAI chat body -> what this container accepts),
+`prepare_completion` (the same for a legacy completion body: every chat engine serves
+`prompt` requests natively at /invocations) and `fixer` (a per-stream `StreamFixer`
+repairing engine chunks before the shared normalisation). All are pure; reading the
+stream is the pipeline's (streaming.py).
 
 Every chat request streams from the engine, also when the client did not ask for a
 stream: the answer is then folded into one `chat.completion`. That is one code path
@@ -19,6 +21,7 @@ from ..jsonio import dumps
 from ..registry import RegistryEntry
 from ..sagemaker_client import UpstreamCall
 from ..schemas.chat import ChatCompletionRequest
+from ..schemas.completions import CompletionRequest
 
 
 class ChatEngine:
@@ -29,23 +32,44 @@ class ChatEngine:
     def prepare(self, body: dict[str, Any], entry: RegistryEntry) -> dict[str, Any]:
         return body
 
-    def fixer(self, request: ChatCompletionRequest) -> StreamFixer:
+    def prepare_completion(self, body: dict[str, Any], entry: RegistryEntry) -> dict[str, Any]:
+        return body
+
+    def fixer(self, request: ChatCompletionRequest | CompletionRequest) -> StreamFixer:
         return StreamFixer()
 
     # --- shared ------------------------------------------------------------------
     def build_payload(self, request: ChatCompletionRequest, entry: RegistryEntry) -> bytes:
         check_features(request, entry)
-        body: dict[str, Any] = {**entry.defaults, **request.model_dump(exclude_unset=True)}
-        # The served name inside the container is not the public id; the engines
-        # accept a request without `model`.
-        body.pop("model", None)
-        body["stream"] = True
-        # Always ask for usage (recorded per key); stripped unless the client asked.
-        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        return dumps(self.prepare(body, entry))
+        return dumps(self.prepare(_streamed_body(request, entry), entry))
 
     def call(self, request: ChatCompletionRequest, entry: RegistryEntry) -> UpstreamCall:
         return UpstreamCall(self.build_payload(request, entry), self.content_type)
+
+    def completion_call(self, request: CompletionRequest, entry: RegistryEntry) -> UpstreamCall:
+        if request.suffix is not None:
+            # No engine inserts text (vLLM and TGI both refuse it): say so plainly.
+            raise InvalidRequestError(
+                f"The model `{entry.id}` does not support `suffix`; put the text in the "
+                "prompt instead.",
+                param="suffix",
+            )
+        body = self.prepare_completion(_streamed_body(request, entry), entry)
+        return UpstreamCall(dumps(body), self.content_type)
+
+
+def _streamed_body(
+    request: ChatCompletionRequest | CompletionRequest, entry: RegistryEntry
+) -> dict[str, Any]:
+    """The client's fields over the catalog's defaults, streamed from the engine with
+    usage (recorded per key; stripped unless the client asked)."""
+    body: dict[str, Any] = {**entry.defaults, **request.model_dump(exclude_unset=True)}
+    # The served name inside the container is not the public id; the engines accept a
+    # request without `model`.
+    body.pop("model", None)
+    body["stream"] = True
+    body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    return body
 
 
 def check_features(request: ChatCompletionRequest, entry: RegistryEntry) -> None:

@@ -24,6 +24,7 @@ from ..chunks import StreamFixer, arguments_text
 from ..errors import InvalidRequestError
 from ..registry import RegistryEntry
 from ..schemas.chat import ChatCompletionRequest
+from ..schemas.completions import CompletionRequest
 from .chat import ChatEngine
 
 _EOS_TEXT = ("</s>", "<|im_end|>", "<|eot_id|>", "<|endoftext|>")
@@ -46,7 +47,34 @@ class TgiEngine(ChatEngine):
             body.setdefault("max_tokens", limit)
         return body
 
-    def fixer(self, request: ChatCompletionRequest) -> StreamFixer:
+    def prepare_completion(self, body: dict[str, Any], entry: RegistryEntry) -> dict[str, Any]:
+        """TGI's CompletionRequest takes text prompts only and has no echo, logprobs or
+        best_of (it would ignore them silently): refused, naming the field."""
+        if (body.get("n") or 1) > 1:
+            raise InvalidRequestError(
+                f"The model `{entry.id}` (TGI) generates one choice per prompt; n must be 1.",
+                param="n",
+            )
+        prompt = body["prompt"]
+        if isinstance(prompt, list) and not all(isinstance(p, str) for p in prompt):
+            raise InvalidRequestError(
+                f"The model `{entry.id}` (TGI) takes text prompts, not token ids.",
+                param="prompt",
+            )
+        asked = {
+            "echo": bool(body.get("echo")),
+            "logprobs": body.get("logprobs") is not None,
+            "best_of": (body.get("best_of") or 1) > 1,
+        }
+        for name, used in asked.items():
+            if used:
+                raise InvalidRequestError(
+                    f"The model `{entry.id}` (TGI) does not support `{name}` on completions.",
+                    param=name,
+                )
+        return body
+
+    def fixer(self, request: ChatCompletionRequest | CompletionRequest) -> StreamFixer:
         stops = request.stop or []
         return TgiStreamFixer([stops] if isinstance(stops, str) else list(stops))
 

@@ -1,0 +1,44 @@
+"""POST /v1/completions (legacy): the prompt goes to the engine as a completion request
+(every chat engine serves them natively); its chunks travel the same pipeline as
+chat and come back as `text_completion` objects (shapes/completions.py)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ..chunks import ChunkNormalizer
+from ..engines import adapter
+from ..jsonio import StrictJsonRoute
+from ..metrics import record_usage
+from ..schemas.completions import CompletionRequest
+from ..shapes.completions import ID_PREFIX, CompletionEvents, TextChunks, TextCompletionBuilder
+from ..state import principal, services
+from ..streaming import chat_chunks, fold_into, sse_response, started
+
+router = APIRouter(route_class=StrictJsonRoute)
+
+
+@router.post("/v1/completions", response_model=None)
+async def create_completion(
+    body: CompletionRequest, request: Request
+) -> JSONResponse | StreamingResponse:
+    svc = services(request)
+    caller = principal(request)
+    entry = svc.registry.resolve(body.model, "chat", caller.models)
+    engine = adapter(entry, "chat")
+    _, parts = await svc.open_stream(entry.endpoint, engine.completion_call(body, entry))
+    batches = chat_chunks(
+        parts,
+        TextChunks(engine.fixer(body)),
+        ChunkNormalizer(entry.id, ID_PREFIX),
+        on_usage=partial(record_usage, caller.name, entry.id),
+    )
+    if not body.stream:
+        answer = await fold_into(batches, TextCompletionBuilder())
+        return JSONResponse(answer.result(entry.id))
+    return sse_response(
+        await started(batches), CompletionEvents(include_usage=body.wants_usage_chunk)
+    )

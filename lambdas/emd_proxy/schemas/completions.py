@@ -1,0 +1,51 @@
+"""Legacy completion request, as in https://platform.openai.com/docs/api-reference/completions/create.
+
+Permissive like the chat request: engine extras (`top_k`, `repetition_penalty`, ...)
+pass through; the known fields are checked so a client gets a 400 naming the field."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from .base import PermissiveModel
+from .chat import StreamOptions
+
+Prompt = str | list[str] | list[int] | list[list[int]]
+
+
+class CompletionRequest(PermissiveModel):
+    # Fields in the order of the OpenAI reference.
+    model: str = Field(min_length=1, max_length=256)
+    prompt: Prompt
+    best_of: int | None = Field(default=None, ge=1, le=20)
+    echo: bool | None = None
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=20)
+    max_tokens: int | None = Field(default=None, ge=0)
+    n: int | None = Field(default=None, ge=1, le=128)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    suffix: str | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    user: str | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_empty(cls, value: Prompt) -> Prompt:
+        if isinstance(value, list) and not value:
+            raise ValueError("must not be an empty list")
+        return value
+
+    @property
+    def wants_usage_chunk(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
+    def token_ids(self) -> bool:
+        """Whether the prompt is given as token ids (one list or a list of lists)."""
+        return isinstance(self.prompt, list) and not isinstance(self.prompt[0], str)
