@@ -5,7 +5,9 @@ for failures raised here. Pure ASGI because BaseHTTPMiddleware buffers and costs
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from typing import TYPE_CHECKING
 
 from pydantic_core import to_json
@@ -16,6 +18,10 @@ from .log import logger
 
 if TYPE_CHECKING:
     from .state import Services
+
+
+# A client's id is echoed only if it cannot forge log lines or headers.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
 def _needs_key(path: str) -> bool:
@@ -36,12 +42,15 @@ class GatewayMiddleware:
         started = time.perf_counter()
         status = 0
         response_started = False
+        request_id = _request_id(scope)
+        id_header = (b"x-request-id", request_id.encode())
 
         async def send_tracking(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
@@ -53,7 +62,7 @@ class GatewayMiddleware:
             if response_started:
                 raise
             status = exc.status
-            await send_error(send, exc)
+            await send_error(send, exc, id_header)
         finally:
             principal = scope.get("emd.principal")
             logger.info(
@@ -64,6 +73,7 @@ class GatewayMiddleware:
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "key_name": principal.name if principal else None,
+                    "request_id": request_id,
                 },
             )
 
@@ -126,11 +136,24 @@ def _too_large(limit: int) -> str:
     return f"The request body is larger than the limit of {limit} bytes."
 
 
-async def send_error(send: Send, exc: ProxyError) -> None:
+def _request_id(scope: Scope) -> str:
+    """The caller's own `x-request-id` when it is a plain token (so a client can
+    correlate its logs with ours), else a new one. The SDKs expose it as
+    `response.request_id`."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if _REQUEST_ID.fullmatch(value):
+                return value.decode()
+            break
+    return f"req_{uuid.uuid4().hex}"
+
+
+async def send_error(send: Send, exc: ProxyError, *extra: tuple[bytes, bytes]) -> None:
     body = to_json(exc.body())
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
+        *extra,
     ]
     headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
