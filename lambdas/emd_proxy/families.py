@@ -52,6 +52,13 @@ FAMILIES: tuple[FamilySpec, ...] = (
     ),
     FamilySpec("chat", _post("/v1/chat/completions"), "chat", "chat", "long"),
     FamilySpec("completions", _post("/v1/completions"), "completions", "chat", "long"),
+    FamilySpec(
+        "responses",
+        (Route("POST", "/v1/responses"), Route("GET", "/v1/responses/{id+}")),
+        "responses",
+        "chat",
+        "long",
+    ),
     FamilySpec("embeddings", _post("/v1/embeddings"), "embeddings", "embeddings", "short"),
     FamilySpec("rerank", _post("/v1/rerank", "/v2/rerank", "/rerank"), "rerank", "rerank", "short"),
     FamilySpec("invocations", _post("/v1/invocations"), "invocations", "invocations", "long"),
