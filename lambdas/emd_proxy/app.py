@@ -1,7 +1,7 @@
 """The ASGI app: `create_app()` wires settings, registry, keys and the SageMaker client
 into FastAPI, mounts the routers of the families this process serves (EMD_FAMILIES,
 from the family table; a Lambda imports only its own family's modules), and renders
-every failure in OpenAI's error shape."""
+every failure in OpenAI's error shape (Anthropic's on /v1/messages)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from .middleware import GatewayMiddleware
 from .registry import Registry
 from .sagemaker_client import SageMakerRuntime
 from .settings import Settings
+from .shapes.anthropic import error_body_for
 from .state import Services
 from .validation import validation_error
 from .workers import WorkerPool
@@ -151,28 +152,29 @@ def _document_auth_and_errors(app: FastAPI) -> None:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    def render(exc: ProxyError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
+    def render(request: Request, exc: ProxyError) -> JSONResponse:
+        body = error_body_for(request.scope["path"], exc)
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers())
 
-    async def on_proxy_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_proxy_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProxyError)
-        return render(exc)
+        return render(request, exc)
 
-    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return render(validation_error(exc.errors()))
+        return render(request, validation_error(exc.errors()))
 
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
-            return render(RouteNotFoundError("Unknown route."))
+            return render(request, RouteNotFoundError("Unknown route."))
         if exc.status_code == 405:
-            return render(MethodNotAllowedError("Method not allowed on this route."))
-        return render(InvalidRequestError(str(exc.detail)))
+            return render(request, MethodNotAllowedError("Method not allowed on this route."))
+        return render(request, InvalidRequestError(str(exc.detail)))
 
-    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error", extra={"error": type(exc).__name__})
-        return render(InternalError("The gateway failed to handle the request."))
+        return render(request, InternalError("The gateway failed to handle the request."))
 
     app.add_exception_handler(ProxyError, on_proxy_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

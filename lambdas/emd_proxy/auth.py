@@ -115,8 +115,10 @@ class KeyStore:
             self.refresh()
         return self._keys
 
-    def authenticate(self, authorization: str | None) -> Principal:
-        presented = _bearer(authorization)
+    def authenticate(self, authorization: str | None, api_key: str | None = None) -> Principal:
+        """The key from `Authorization: Bearer <key>`, else `api_key` (the x-api-key
+        header Anthropic's clients send)."""
+        presented = _bearer(authorization) or (api_key or "").strip() or None
         if presented is None:
             raise AuthenticationError("Missing API key. Send it as 'Authorization: Bearer <key>'.")
         found: Principal | None = None

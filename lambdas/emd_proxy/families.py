@@ -51,6 +51,9 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "instant",
     ),
     FamilySpec("chat", _post("/v1/chat/completions"), "chat", "chat", "long"),
+    FamilySpec(
+        "messages", _post("/v1/messages", "/v1/messages/count_tokens"), "messages", "chat", "long"
+    ),
     FamilySpec("completions", _post("/v1/completions"), "completions", "chat", "long"),
     FamilySpec(
         "responses",

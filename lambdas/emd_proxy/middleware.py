@@ -1,7 +1,8 @@
 """One pure-ASGI middleware in front of every route: API key check on /v1, body size
 limit (413 before the body is read when Content-Length says so, and while reading
 otherwise), one structured access log line per request, and the OpenAI error shape
-for failures raised here. Pure ASGI because BaseHTTPMiddleware buffers and costs."""
+(Anthropic's on /v1/messages) for failures raised here. Pure ASGI because
+BaseHTTPMiddleware buffers and costs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ProxyError, RequestTooLargeError
 from .log import logger
+from .shapes.anthropic import error_body_for, speaks_anthropic
 
 if TYPE_CHECKING:
     from .state import Services
@@ -62,7 +64,7 @@ class GatewayMiddleware:
             if response_started:
                 raise
             status = exc.status
-            await send_error(send, exc, id_header)
+            await send_error(send, exc, id_header, path=scope["path"])
         finally:
             principal = scope.get("emd.principal")
             logger.info(
@@ -81,12 +83,15 @@ class GatewayMiddleware:
         keys = self.services.keys
         if keys.stale:
             await self.services.pool.run(keys.refresh)
-        authorization = None
+        authorization = api_key = None
+        # Anthropic's clients send the key as x-api-key: taken on their routes only.
+        takes_api_key = speaks_anthropic(scope["path"])
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
-                break
-        scope["emd.principal"] = keys.authenticate(authorization)
+            elif name == b"x-api-key" and takes_api_key:
+                api_key = value.decode("latin-1")
+        scope["emd.principal"] = keys.authenticate(authorization, api_key)
 
     async def _limit_body(self, scope: Scope, receive: Receive) -> Receive:
         """Content-Length over the limit: refuse before reading. No Content-Length
@@ -148,8 +153,8 @@ def _request_id(scope: Scope) -> str:
     return f"req_{uuid.uuid4().hex}"
 
 
-async def send_error(send: Send, exc: ProxyError, *extra: tuple[bytes, bytes]) -> None:
-    body = to_json(exc.body())
+async def send_error(send: Send, exc: ProxyError, *extra: tuple[bytes, bytes], path: str) -> None:
+    body = to_json(error_body_for(path, exc))
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
