@@ -342,3 +342,88 @@ def test_lmi_input_errors_are_gson_424(urls: dict[str, str]) -> None:
         "error": "Input parsing failed: invalid payload. must contain prompt, inputs, or messages",
         "code": 424,
     }
+
+
+# --- legacy completions (`prompt`) ----------------------------------------------------
+
+PROMPT = f"Say it again\n{MESSAGE}"
+COMPLETION = {"prompt": PROMPT}
+
+
+def test_vllm_completion_stream_framing(urls: dict[str, str]) -> None:
+    body = {**COMPLETION, "stream": True, "stream_options": {"include_usage": True}}
+    response = post(urls["vllm"], body)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.text.startswith('data: {"id":"cmpl-')
+    *tokens, last, usage = sse_events(response.text)
+    assert {c["object"] for c in [*tokens, last, usage]} == {"text_completion"}
+    assert "".join(c["choices"][0]["text"] for c in tokens) == f" {MESSAGE}"
+    assert last["choices"] == [
+        {
+            "index": 0,
+            "text": "",
+            "logprobs": None,
+            "finish_reason": "stop",
+            "stop_reason": None,
+            "prompt_token_ids": None,
+            "token_ids": None,
+        }
+    ]
+    assert usage["choices"] == [] and "system_fingerprint" not in usage
+    assert usage["usage"] == {"prompt_tokens": 7, "total_tokens": 11, "completion_tokens": 4}
+
+
+def test_vllm_completion_non_stream(urls: dict[str, str]) -> None:
+    response = post(urls["vllm"], {**COMPLETION, "echo": True, "max_tokens": 2, "n": 2})
+    assert response.status_code == 200
+    body = response.json()
+    assert list(body) == [
+        "id",
+        "object",
+        "created",
+        "model",
+        "choices",
+        "service_tier",
+        "system_fingerprint",
+        "usage",
+        "kv_transfer_params",
+        "ec_transfer_params",
+        "metrics",
+    ]
+    assert body["id"].startswith("cmpl-") and body["object"] == "text_completion"
+    assert [(c["index"], c["text"], c["finish_reason"]) for c in body["choices"]] == [
+        (0, f"{PROMPT} The weather", "length"),
+        (1, f"{PROMPT} The weather", "length"),
+    ]
+    assert body["usage"]["completion_tokens"] == 4
+
+
+def test_vllm_completion_errors_where_vllm_raises_them(urls: dict[str, str]) -> None:
+    suffix = post(urls["vllm"], {**COMPLETION, "suffix": "!"})
+    assert suffix.status_code == 400
+    assert suffix.json() == {
+        "error": {
+            "message": "suffix is not currently supported",
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        }
+    }
+    # A request CompletionRequest refuses gets the route's generic answer.
+    refused = post(urls["vllm"], {"prompt": [1, "a"]})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"].startswith("Cannot find suitable handler")
+    # Sampling parameters fail before the stream starts; the engine's checks inside it.
+    assert post(urls["vllm"], {**COMPLETION, "stream": True, "max_tokens": 0}).status_code == 400
+    streamed = post(urls["vllm"], {"prompt": [[1], [10**6]], "stream": True})
+    assert streamed.status_code == 200
+    assert sse_events(streamed.text) == [
+        {
+            "error": {
+                "message": "Token id 1000000 is out of vocabulary",
+                "type": "BadRequestError",
+                "param": None,
+                "code": 400,
+            }
+        }
+    ]

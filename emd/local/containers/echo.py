@@ -9,19 +9,27 @@ one token; finish_reason "length") and `stop` (cut before the stop string; finis
 accepts images (the answer says how many). Answers are framed exactly as vLLM frames
 them (vllm_output.py); requests are validated as vLLM validates them
 (vllm_request.py), and, as on vLLM's SageMaker route, a request that fails validation
-gets the generic "Cannot find suitable handler" 400 rather than the reason."""
+gets the generic "Cannot find suitable handler" 400 rather than the reason.
+
+The route tries a body as a ChatCompletionRequest first, then as a CompletionRequest
+(api_router.py), so a body with `prompt` and no `messages` is a legacy completion:
+vllm_completion.py validates and plans it, vllm_completion_output.py frames it. The
+completion of a prompt is its last non-blank line said again (echo_model.prompt_echo),
+word by word, within `max_tokens` (vLLM's default 16) and `stop`."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
 from . import openai_wire as wire
-from . import vllm_output
+from . import vllm_completion, vllm_completion_output, vllm_output
 from .echo_model import echo_answer, tokens
 from .fake_container import FakeChatContainer
+from .vllm_completion import CompletionRequest, ReturnedError, raised_error_info
 from .vllm_request import ChatCompletionRequest, plan
 
 __all__ = ["EchoContainer", "echo_answer", "tokens"]
@@ -50,7 +58,11 @@ class EchoContainer(FakeChatContainer):
         try:
             request = ChatCompletionRequest.model_validate(body)
         except ValidationError:
-            return wire.error(400, vllm_output.NO_HANDLER)
+            try:
+                completion = CompletionRequest.model_validate(body)
+            except ValidationError:
+                return wire.error(400, vllm_output.NO_HANDLER)
+            return await self.complete(completion, body)
         if request.model is not None and request.model != self.served_model_name:
             return wire.error(404, vllm_output.model_not_found(request.model), "model")
         answer = plan(request, reasoning_parser=self.reasoning)
@@ -67,3 +79,32 @@ class EchoContainer(FakeChatContainer):
         return JSONResponse(
             vllm_output.completion(answer, self.served_model_name, self.reasoning_field)
         )
+
+    async def complete(self, request: CompletionRequest, body: Any) -> Response:
+        """A legacy completion, answered (or refused) where vLLM answers it."""
+        try:
+            answer = vllm_completion.plan(request, self.served_model_name)
+        except ReturnedError as err:
+            return JSONResponse({"error": err.info()}, status_code=err.status)
+        except (ValueError, TypeError) as exc:
+            # Raised before the response starts: vLLM's exception handler, a 400.
+            return JSONResponse({"error": raised_error_info(exc)}, status_code=400)
+        delay = self.pace(body)
+        if answer.stream:
+            if answer.engine_error is not None:
+                # The engine refuses once the stream has started: one error event
+                # (json.dumps, default separators), then [DONE].
+                event = json.dumps({"error": raised_error_info(answer.engine_error)})
+                frames = iter([(f"data: {event}\n\n".encode(), False)])
+            else:
+                frames = (
+                    (wire.sse(chunk), generated)
+                    for chunk, generated in vllm_completion_output.chunks(
+                        answer, self.served_model_name
+                    )
+                )
+            return self.stream(frames, delay, wire.SSE_DONE, "text/event-stream")
+        if answer.engine_error is not None:
+            return JSONResponse({"error": raised_error_info(answer.engine_error)}, status_code=400)
+        await self.wait(delay, max(a.completion_tokens for a in answer.answers))
+        return JSONResponse(vllm_completion_output.completion(answer, self.served_model_name))

@@ -8,7 +8,8 @@ semantics, finish reasons, errors) lives in the engine modules. The model:
 - with a JSON response format answers `{"echo": "<message>"}` or, given a schema, an
   object filling the schema's required properties with the message;
 - calls tools with arguments filling each required string property with the message;
-- "thinks" (`Thinking about: <message>`) when reasoning is on.
+- "thinks" (`Thinking about: <message>`) when reasoning is on;
+- completes a legacy `prompt` with the prompt's last non-blank line (`prompt_echo`).
 One token is one word with its leading whitespace, so streamed tokens join back to the
 text exactly. The end-of-sequence token is free: usage counts only the words."""
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,3 +245,42 @@ def echo_answer(body: dict[str, Any]) -> tuple[list[str], str, int]:
     if limit is not None and len(words) > int(limit):
         words, finish = words[: int(limit)], "length"
     return words, finish, prompt_tokens(messages)
+
+
+# --- legacy completions (`prompt`) ---------------------------------------------------
+# The echo model claims the shape of the local chat model (SmolLM2-135M: 8192 positions,
+# 49152 token ids), so length and vocabulary checks fail where a small real model's do.
+MAX_MODEL_LEN = 8192
+VOCAB_SIZE = 49152
+
+
+def prompt_echo(prompt: str) -> str:
+    """A prompt's completion: its last non-blank line, stripped, after one space (none
+    when the prompt already ends in whitespace), so prompt + completion reads as that
+    line said twice: "Say it\nThe weather in Paris" -> " The weather in Paris". A
+    prompt without words completes with nothing (end of sequence at once)."""
+    lines = [line.strip() for line in prompt.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return ("" if prompt[-1].isspace() else " ") + lines[-1]
+
+
+def decode(ids: list[int]) -> str:
+    """The echo tokenizer reading token ids: each id is the word spelling its number,
+    so [9906, 1917] reads "9906 1917", which tokenizes back to two tokens."""
+    return " ".join(str(i) for i in ids)
+
+
+def token_id(token: str) -> int:
+    """A token's id: a number word is its own id (decode's inverse); any other token
+    gets a stable id from its text."""
+    word = token.strip()
+    if word.isascii() and word.isdigit() and int(word) < VOCAB_SIZE:
+        return int(word)
+    return zlib.crc32(token.encode()) % VOCAB_SIZE
+
+
+def alternative_id(rank: int) -> int:
+    """The id of the `<|altN|>` stand-in at `rank` (2, 3, ...): the vocabulary's last
+    ids, where special tokens live."""
+    return VOCAB_SIZE - rank + 1

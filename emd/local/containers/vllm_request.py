@@ -19,15 +19,21 @@ from . import echo_model as model
 
 
 class VllmValidationError(ValueError):
-    """vllm/exceptions.py: the parameter rides in the message."""
+    """vllm/exceptions.py: the parameter and the rejected value ride in the message."""
 
-    def __init__(self, message: str, parameter: str | None = None) -> None:
+    def __init__(self, message: str, parameter: str | None = None, *, value: Any = None) -> None:
         super().__init__(message)
         self.parameter = parameter
+        self.value = value
 
     def __str__(self) -> str:
         base = super().__str__()
-        return f"{base} (parameter={self.parameter})" if self.parameter else base
+        extras = []
+        if self.parameter is not None:
+            extras.append(f"parameter={self.parameter}")
+        if self.value is not None:
+            extras.append(f"value={self.value}")
+        return f"{base} ({', '.join(extras)})" if extras else base
 
 
 _CORRECT_USAGE = 'Correct usage: `{"type": "function", "function": {"name": "my_function"}}`'
