@@ -13,7 +13,6 @@ import openai
 import pytest
 from agents import (
     Agent,
-    ModelSettings,
     OpenAIResponsesModel,
     RawResponsesStreamEvent,
     Runner,
@@ -306,8 +305,6 @@ def _agent(gateway: LocalGateway, model: str, cities: list[str]) -> Agent[Any]:
         instructions="Answer with the weather.",
         tools=[get_weather],
         model=OpenAIResponsesModel(model=model, openai_client=client),
-        # The second turn answers the tool result in prose (tool_choice auto).
-        model_settings=ModelSettings(tool_choice="auto"),
     )
 
 

@@ -218,6 +218,10 @@ def test_engine_extras_pass_and_responses_only_fields_do_not() -> None:
     )
 
 
+def test_a_mistyped_chat_extra_is_a_400_naming_it() -> None:
+    assert refused(n="two").param == "n"
+
+
 @pytest.mark.parametrize(
     ("fields", "param"),
     [

@@ -105,13 +105,8 @@ class Envelope:
 
 
 def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "name": tool.get("name"),
-        "description": tool.get("description"),
-        "parameters": tool.get("parameters"),
-        "strict": tool.get("strict"),
-    }
+    fields = ("name", "description", "parameters", "strict")
+    return {"type": "function", **{name: tool.get(name) for name in fields}}
 
 
 def response_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -306,13 +301,8 @@ class ResponseEvents:
 
     def _start(self, item: _Item) -> list[bytes]:
         self._items.append(item)
-        out = [
-            self._event(
-                "response.output_item.added",
-                output_index=item.index,
-                item=item.snapshot("in_progress"),
-            )
-        ]
+        added = item.snapshot("in_progress")
+        out = [self._event("response.output_item.added", output_index=item.index, item=added)]
         if item.kind != "function_call":
             part = {**item.part(), "text": ""}
             out.append(self._event("response.content_part.added", **self._at(item), part=part))

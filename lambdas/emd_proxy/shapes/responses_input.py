@@ -90,7 +90,10 @@ def to_chat(req: ResponsesRequest, features: Features) -> ChatCompletionRequest:
         value = getattr(req, ours)
         if value is not None:
             body[theirs] = value
-    return ChatCompletionRequest.model_validate(body)
+    try:
+        return ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:  # an engine extra with a chat field's name, mistyped
+        raise validation_error(exc.errors()) from None
 
 
 def _refuse_state(req: ResponsesRequest) -> None:
