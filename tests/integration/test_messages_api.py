@@ -13,7 +13,7 @@ import pytest
 
 from emd.local.gateway import LocalGateway
 
-from .conftest import CHAT_ENGINES, ECHO, KEY, LMI, TGI, TGI_LEGACY, endpoint_of
+from .conftest import CHAT_ENGINES, ECHO, KEY, LMI, SMOL, TGI, TGI_LEGACY, endpoint_of
 
 MESSAGE = "The weather in Paris is sunny"
 USER = [{"role": "user", "content": MESSAGE}]
@@ -187,6 +187,72 @@ def test_images_reach_a_vision_model(
         messages=[{"role": "user", "content": content}],  # type: ignore[list-item]
     )
     assert message.content[0].text == "Describe [1 image]"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("model", CHAT_ENGINES)
+def test_a_request_shaped_like_claude_codes(raw: httpx.Client, model: str) -> None:
+    """What Claude Code sends: `?beta=true`, beta headers, cache_control on blocks and
+    tools, metadata, thinking, a JSON-Schema draft in input_schema, x-api-key."""
+    cached = {"type": "ephemeral"}
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    body = {
+        "model": model,
+        "max_tokens": 256,
+        "stream": True,
+        "temperature": 1,
+        "metadata": {"user_id": "user_abc_account__session_1"},
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "system": [
+            {"type": "text", "text": "You are Claude Code.", "cache_control": cached},
+            {"type": "text", "text": "Be brief."},
+        ],
+        "tools": [{**WEATHER, "input_schema": schema, "cache_control": cached}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "<system-reminder>ctx</system-reminder>"},
+                    {"type": "text", "text": MESSAGE, "cache_control": cached},
+                ],
+            }
+        ],
+    }
+    headers = {
+        "x-api-key": KEY,
+        "anthropic-version": "2023-06-01",
+        "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+    }
+    response = raw.post("/messages", params={"beta": "true"}, json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    seen = events(response.text)
+    assert seen[-1][0] == "message_stop"
+    calls = [d["content_block"] for n, d in seen if n == "content_block_start"]
+    assert [c["name"] for c in calls if c["type"] == "tool_use"] == ["get_weather"]
+
+
+def test_an_unknown_messages_route_is_an_anthropic_not_found(raw: httpx.Client) -> None:
+    response = raw.post("/messages/batches", json={}, headers={"x-api-key": KEY})
+    assert response.status_code == 404
+    assert response.json()["type"] == "error"
+    assert response.json()["error"]["type"] == "not_found_error"
+
+
+@pytest.mark.slow
+def test_a_real_model_streams_a_message(claude: anthropic.Anthropic) -> None:
+    with claude.messages.stream(
+        model=SMOL, max_tokens=20, messages=[{"role": "user", "content": "Say hello."}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text.strip() and final.content[0].text == text  # type: ignore[union-attr]
+    assert final.stop_reason in {"end_turn", "max_tokens"}
+    assert final.usage.input_tokens > 0 and 0 < final.usage.output_tokens <= 20
 
 
 # --- tools -----------------------------------------------------------------------------
