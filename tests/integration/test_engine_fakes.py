@@ -427,3 +427,60 @@ def test_vllm_completion_errors_where_vllm_raises_them(urls: dict[str, str]) -> 
             }
         }
     ]
+
+
+@pytest.mark.parametrize("era", ["tgi", "tgi-legacy"])
+def test_tgi_completion_stream_and_final(urls: dict[str, str], era: str) -> None:
+    response = post(urls[era], {"prompt": [PROMPT, "Hi"], "stream": True, "n": 3})
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.text.startswith('data: {"object":"text_completion","id":"",')
+    events = sse_events(response.text)
+    by_prompt = [[e for e in events if e["choices"][0]["index"] == i] for i in (0, 1)]
+    assert [len(p) for p in by_prompt] == [5, 2]  # `n` is no TGI field: one choice each
+    assert [e["choices"][0]["index"] for e in events[:4]] == [0, 1, 0, 1]  # interleaved
+    *tokens, last = by_prompt[0]
+    assert "".join(e["choices"][0]["text"] for e in tokens) == f" {MESSAGE}"
+    assert {e["choices"][0]["finish_reason"] for e in tokens} == {""}
+    assert all("usage" not in e for e in tokens)
+    assert last["choices"][0] == {
+        "index": 0,
+        "text": "</s>",
+        "logprobs": None,
+        "finish_reason": "eos_token",
+    }
+    assert last["usage"] == {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11}
+    final = post(urls[era], {"prompt": [PROMPT, "Hi"], "max_tokens": 2}).json()
+    assert final["object"] == "text_completion" and final["id"] == ""
+    assert [(c["index"], c["text"], c["finish_reason"]) for c in final["choices"]] == [
+        (0, " The weather", "length"),
+        (1, " Hi", "stop"),
+    ]
+    assert final["usage"] == {"prompt_tokens": 8, "completion_tokens": 3, "total_tokens": 11}
+
+
+def test_tgi_completion_errors(urls: dict[str, str]) -> None:
+    suffix = post(urls["tgi"], {**COMPLETION, "suffix": "!"})
+    assert (suffix.status_code, suffix.json()) == (
+        422,
+        {
+            "error": "Suffix is not supported and can be achieved by preprocessing the prompt.",
+            "error_type": "suffix not supported",
+        },
+    )
+    token_ids = post(urls["tgi"], {"prompt": [1, 2, 3]})
+    assert token_ids.status_code == 422 and token_ids.headers["content-type"].startswith(
+        "text/plain"
+    )
+    assert "did not match any variant of untagged enum SagemakerRequest" in token_ids.text
+    invalid = post(urls["tgi"], {**COMPLETION, "top_p": 1.0})
+    assert (invalid.status_code, invalid.json()["error_type"]) == (422, "validation")
+    streamed = post(urls["tgi"], {"prompt": ["", "Hi"], "stream": True})
+    assert streamed.status_code == 200
+    events = sse_events(streamed.text)
+    assert events[0] == {
+        "error": {
+            "message": "Input validation error: `inputs` cannot be empty",
+            "http_status_code": 422,
+        }
+    }
+    assert events[-1]["choices"][0]["finish_reason"] == "eos_token"  # the other prompt answers

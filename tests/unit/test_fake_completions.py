@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from emd.local.containers import echo_model as model
-from emd.local.containers import vllm_completion, vllm_completion_output
+from emd.local.containers import tgi_completion, vllm_completion, vllm_completion_output
+from emd.local.containers.tgi import TgiContainer
 from emd.local.containers.vllm_completion import (
     CompletionRequest,
     ReturnedError,
@@ -310,3 +311,138 @@ def test_vllm_validation_error_message_keeps_vllms_extras() -> None:
     assert str(VllmValidationError("bad", "p", value=3)) == "bad (parameter=p, value=3)"
     assert str(VllmValidationError("bad", value=[1])) == "bad (value=[1])"
     assert str(VllmValidationError("bad")) == "bad"
+
+
+# --- TGI -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"prompt": "x"},
+        {"prompt": ["x", "y"]},
+        {"prompt": "x", "max_tokens": None, "stop": None, "seed": 1, "n": "ignored"},
+        {"prompt": "x", "temperature": 1, "top_p": 0.5, "stream": False, "suffix": ""},
+    ],
+)
+def test_tgi_completion_request_deserializes(body: dict[str, Any]) -> None:
+    assert tgi_completion.request_ok(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"prompt": None},
+        {"prompt": []},  # Prompt's try_from: "Empty array detected"
+        {"prompt": [1, 2]},
+        {"prompt": [[1, 2]]},
+        {"prompt": ["x", 1]},
+        {"prompt": "x", "stop": "y"},
+        {"prompt": "x", "stream": None},
+        {"prompt": "x", "max_tokens": -1},
+        {"prompt": "x", "max_tokens": 1.5},
+        {"prompt": "x", "max_tokens": 2**32},
+        {"prompt": "x", "seed": -1},
+        {"prompt": "x", "temperature": "hot"},
+        {"prompt": "x", "model": 3},
+    ],
+)
+def test_tgi_completion_request_refuses(body: dict[str, Any]) -> None:
+    assert not tgi_completion.request_ok(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"temperature": -1}, "`temperature` must be strictly positive"),
+        ({"repetition_penalty": 0}, "`repetition_penalty` must be strictly positive"),
+        ({"frequency_penalty": 3}, "`frequency_penalty` must be >= -2.0 and <= 2.0"),
+        ({"top_p": 1.0}, "`top_p` must be > 0.0 and < 1.0"),
+        ({"max_tokens": 0}, "`max_new_tokens` must be strictly positive"),
+        ({"stop": list("abcde")}, "`stop` supports up to 4 stop sequences. Given: 5"),
+        ({"prompt": ""}, "`inputs` cannot be empty"),
+        (
+            {"max_tokens": 4095, "prompt": "two words"},
+            "`inputs` tokens + `max_new_tokens` must be <= 1025. Given: 2 `inputs` tokens "
+            "and 1024 `max_new_tokens`",
+        ),
+    ],
+)
+def test_tgi_completion_validation(body: dict[str, Any], problem: str) -> None:
+    request = {"prompt": "x", **body}
+    assert (
+        tgi_completion.validation_error(request["prompt"], request, 1025, chunked=True) == problem
+    )
+
+
+def test_tgi_completion_length_check_by_era() -> None:
+    body = {"prompt": "x", "max_tokens": 2000}
+    assert tgi_completion.validation_error("x", body, 4096, chunked=True) is None
+    assert (
+        tgi_completion.validation_error("x", {**body, "temperature": 0}, 4096, chunked=True) is None
+    )
+    legacy = tgi_completion.validation_error("x", {**body, "max_tokens": 4096}, 4096, chunked=False)
+    assert legacy is not None and "Given: 1 `inputs` tokens and 4096 `max_new_tokens`" in legacy
+
+
+def tgi_generate(prompt: str, **body: Any) -> tgi_completion.TgiCompletion:
+    return tgi_completion.generate(
+        0, prompt, {"prompt": prompt, **body}, 4096, TgiContainer._stopping
+    )
+
+
+def test_tgi_completion_stops_at_token_boundaries_and_keeps_the_stop() -> None:
+    stopped = tgi_generate(PROMPT, stop=[" in"])
+    assert (stopped.text, stopped.finish, stopped.completion_tokens) == (
+        " The weather in",
+        "stop_sequence",
+        3,
+    )
+    assert tgi_generate(PROMPT, stop=["ath"]).finish == "stop"  # inside a token: no stop
+    assert (tgi_generate(PROMPT, max_tokens=1).text, tgi_generate(PROMPT, max_tokens=1).finish) == (
+        " The",
+        "length",
+    )
+
+
+def test_tgi_completion_final_and_stream_shapes() -> None:
+    eos = tgi_generate(PROMPT)
+    body = tgi_completion.final([eos], "echo", "3.3.6-native")
+    assert list(body) == [
+        "object",
+        "id",
+        "created",
+        "model",
+        "system_fingerprint",
+        "choices",
+        "usage",
+    ]
+    assert body["choices"] == [
+        {"index": 0, "text": ECHO, "logprobs": None, "finish_reason": "stop"}
+    ]
+    events = tgi_completion.prompt_events(eos, "echo", "3.3.6-native")
+    assert [list(e) for e in events[:1]] == [
+        ["object", "id", "created", "choices", "model", "system_fingerprint"]
+    ]
+    assert [e["choices"][0]["finish_reason"] for e in events] == ["", "", "", "", "eos_token"]
+    assert [e["choices"][0]["text"] for e in events] == [*model.tokens(ECHO), model.EOS_TEXT]
+    assert "usage" not in events[0]
+    assert events[-1]["usage"] == {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11}
+
+
+def test_tgi_completion_streams_interleave_token_by_token() -> None:
+    merged = list(tgi_completion.interleave([[1, 2, 3], [10], [20, 21]]))  # type: ignore[list-item]
+    assert merged == [1, 10, 20, 2, 21, 3]
+
+
+def test_tgi_completion_refusals_come_first() -> None:
+    assert tgi_completion.refusal({"prompt": "x", "suffix": ""}) == {
+        "error": "Suffix is not supported and can be achieved by preprocessing the prompt.",
+        "error_type": "suffix not supported",
+    }
+    assert tgi_completion.refusal({"prompt": ["x"] * 5}) == {
+        "error": "Number of prompts exceeds the maximum allowed batch size of 4",
+        "error_type": "batch size exceeded",
+    }
+    assert tgi_completion.refusal({"prompt": ["x"] * 4, "suffix": None}) is None

@@ -28,7 +28,8 @@ events). Quirks kept (stream details in tgi_stream.py):
   "error_type": "validation"}`, but for a streamed request they arrive inside a 200
   stream as `data: {"error": {"message": ..., "http_status_code": 422}}` then [DONE];
 - roles are not checked (the chat template decides), so `developer` is accepted.
-TGI has no reasoning field."""
+TGI has no reasoning field. A body that is no chat request but a completion request
+(`prompt`) is a legacy completion: tgi_completion.py."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from typing import Any, Literal
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from . import echo_model as model
+from . import tgi_completion
 from .fake_container import FakeChatContainer
 from .openai_wire import SSE_DONE, sse
 from .tgi_stream import TgiAnswer, TgiStream, Tok
@@ -109,7 +111,9 @@ class TgiContainer(FakeChatContainer):
     # --- request checks, in the order TGI makes them ---------------------------------
 
     def deserialize_error(self, raw: bytes, body: Any) -> Response | None:
-        if not isinstance(body, dict) or not self._fields_ok(body):
+        if not isinstance(body, dict) or not (
+            self._fields_ok(body) or tgi_completion.request_ok(body)
+        ):
             last_line = raw.strip().split(b"\n")
             return PlainTextResponse(
                 "Failed to deserialize the JSON body into the target type: data did not "
@@ -275,6 +279,8 @@ class TgiContainer(FakeChatContainer):
             )
         if (rejected := self.deserialize_error(raw, body)) is not None:
             return rejected
+        if not self._fields_ok(body):
+            return await self.complete(body)
         generated = self.generate(body)
         if isinstance(generated, str):
             error = {"error": f"Tool error: {generated}", "error_type": "tool_error"}
@@ -299,3 +305,40 @@ class TgiContainer(FakeChatContainer):
             return JSONResponse(error, status_code=422)
         await self.wait(delay, len(generated.toks))
         return JSONResponse(self.completion(generated))
+
+    async def complete(self, body: dict[str, Any]) -> Response:
+        """A legacy completion: `completions` in router/src/server.rs."""
+        if (refused := tgi_completion.refusal(body)) is not None:
+            return JSONResponse(refused, status_code=422)
+        texts = tgi_completion.prompts(body)
+        problems = [
+            tgi_completion.validation_error(
+                text, body, self.max_total_tokens, chunked=not self.legacy
+            )
+            for text in texts
+        ]
+        completions = [
+            tgi_completion.generate(i, text, body, self.max_total_tokens, self._stopping)
+            for i, text in enumerate(texts)
+        ]
+        delay = self.pace(body)
+        if body.get("stream"):
+            streams = [
+                [tgi_completion.error_event(problem)]
+                if problem is not None
+                else tgi_completion.prompt_events(
+                    completion, self.served_model_name, self.fingerprint
+                )
+                for problem, completion in zip(problems, completions, strict=True)
+            ]
+            frames = (
+                (sse(event), "error" not in event) for event in tgi_completion.interleave(streams)
+            )
+            return self.stream(frames, delay, SSE_DONE, "text/event-stream")
+        if (problem := next((p for p in problems if p is not None), None)) is not None:
+            error = {"error": f"Input validation error: {problem}", "error_type": "validation"}
+            return JSONResponse(error, status_code=422)
+        await self.wait(delay, max(len(c.toks) for c in completions))
+        return JSONResponse(
+            tgi_completion.final(completions, self.served_model_name, self.fingerprint)
+        )
