@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from emd.local.gateway import LocalGateway
 
-from .conftest import CHAT_ENGINES, ECHO, KEY, LMI, TGI, endpoint_of
+from .conftest import CHAT_ENGINES, ECHO, KEY, LMI, SMOL, TGI, endpoint_of
 
 MESSAGE = "The weather in Paris is sunny"
 WEATHER_TOOL = {
@@ -83,6 +83,18 @@ def test_stream_events_in_order_with_sequence_numbers(client: openai.OpenAI, mod
     completed = events[-1].response
     assert completed.output_text == MESSAGE and completed.usage.output_tokens == 6
     assert completed.id == events[0].response.id
+
+
+@pytest.mark.slow
+def test_a_real_model_streams_a_response(client: openai.OpenAI) -> None:
+    events = list(
+        client.responses.create(model=SMOL, input="Say hello.", max_output_tokens=20, stream=True)
+    )
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert events[-1].type in {"response.completed", "response.incomplete"}
+    final = events[-1].response
+    assert text.strip() and final.output_text == text
+    assert final.usage is not None and 0 < final.usage.output_tokens <= 20
 
 
 def test_stream_helper_gives_the_final_response(client: openai.OpenAI) -> None:
