@@ -191,6 +191,7 @@ def test_text_formats() -> None:
 def test_reasoning_effort_only_for_models_that_reason() -> None:
     assert chat(reasoning={"effort": "low"})["reasoning_effort"] == "low"
     assert refused(TEXT_ONLY, reasoning={"effort": "low"}).param == "reasoning.effort"
+    assert chat(reasoning={"effort": "none"})["reasoning_effort"] == "none"
     assert "reasoning_effort" not in chat(TEXT_ONLY, reasoning={"effort": "none"})
 
 

@@ -73,14 +73,14 @@ def to_chat(req: ResponsesRequest, features: Features) -> ChatCompletionRequest:
     if response_format is not None:
         body["response_format"] = response_format
     effort = req.reasoning.effort if req.reasoning else None
-    if effort is not None and effort != "none":
-        if not features.reasoning:
-            raise InvalidRequestError(
-                f"The model `{req.model}` does not reason; `reasoning.effort` is not "
-                "supported with it.",
-                param="reasoning.effort",
-            )
+    if effort is not None and features.reasoning:
         body["reasoning_effort"] = effort
+    elif effort not in (None, "none"):
+        raise InvalidRequestError(
+            f"The model `{req.model}` does not reason; `reasoning.effort` is not supported "
+            "with it.",
+            param="reasoning.effort",
+        )
     for ours, theirs in (
         ("max_output_tokens", "max_tokens"),
         ("temperature", "temperature"),
