@@ -484,3 +484,50 @@ def test_tgi_completion_errors(urls: dict[str, str]) -> None:
         }
     }
     assert events[-1]["choices"][0]["finish_reason"] == "eos_token"  # the other prompt answers
+
+
+def test_lmi_completion_json_lines_and_json(urls: dict[str, str]) -> None:
+    body = {**COMPLETION, "stream": True, "stream_options": {"include_usage": True}}
+    response = post(urls["lmi"], body)
+    assert response.headers["content-type"] == "application/jsonlines"
+    text = response.text
+    assert "data:" not in text and "[DONE]" not in text and text.endswith("}\n\n")
+    *tokens, last, usage = [json.loads(line) for line in text.split("\n")[:-2]]
+    assert all(c["object"] == "text_completion" and c["model"] == "lmi" for c in tokens)
+    assert "".join(c["choices"][0]["text"] for c in tokens) == f" {MESSAGE}"
+    assert last["choices"][0]["finish_reason"] == "stop"
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] == 4
+    final = post(urls["lmi"], {**COMPLETION, "messages": CHAT["messages"]})  # prompt wins
+    assert final.text.endswith("}\n") and final.json()["object"] == "text_completion"
+
+
+def test_lmi_completion_errors(urls: dict[str, str]) -> None:
+    parse = post(urls["lmi"], {"prompt": "x", "logprobs": -5})
+    assert parse.status_code == 424
+    assert parse.json()["error"].startswith(
+        "Input parsing failed: 1 validation error for CompletionRequest"
+    )
+    returned = post(urls["lmi"], {**COMPLETION, "suffix": "!"})
+    assert returned.status_code == 500
+    assert returned.json() == {
+        "error": "error=ErrorInfo(message='suffix is not currently supported', "
+        "type='BadRequestError', param=None, code=400)",
+        "code": 500,
+    }
+    raised = post(urls["lmi"], {**COMPLETION, "max_tokens": 0})
+    assert raised.status_code == 424
+    assert raised.json()["message"] == (
+        "Async Inference Failure service.invoke_handler_async() failure"
+    )
+    streamed = post(urls["lmi"], {"prompt": [[1], [10**6]], "stream": True})
+    assert streamed.status_code == 200
+    assert [json.loads(line) for line in streamed.text.split("\n")[:-2]] == [
+        {
+            "error": {
+                "message": "Token id 1000000 is out of vocabulary",
+                "type": "BadRequestError",
+                "param": None,
+                "code": 400,
+            }
+        }
+    ]

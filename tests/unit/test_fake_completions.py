@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from emd.local.containers import echo_model as model
-from emd.local.containers import tgi_completion, vllm_completion, vllm_completion_output
+from emd.local.containers import lmi, tgi_completion, vllm_completion, vllm_completion_output
 from emd.local.containers.tgi import TgiContainer
 from emd.local.containers.vllm_completion import (
     CompletionRequest,
@@ -446,3 +446,17 @@ def test_tgi_completion_refusals_come_first() -> None:
         "error_type": "batch size exceeded",
     }
     assert tgi_completion.refusal({"prompt": ["x"] * 4, "suffix": None}) is None
+
+
+# --- LMI -----------------------------------------------------------------------------
+
+
+def test_lmi_reports_a_returned_error_as_the_models_repr() -> None:
+    error = ReturnedError("The model `x` does not exist.", 404, "NotFoundError")
+    assert lmi.returned_error_text(error) == (
+        "error=ErrorInfo(message='The model `x` does not exist.', type='NotFoundError', "
+        "param=None, code=404)"
+    )
+    body = lmi.gson_error(lmi.returned_error_text(error), 500).decode()
+    assert body.startswith('{"error":"error\\u003dErrorInfo(message\\u003d\\u0027The model')
+    assert body.endswith(',"code":500}')
