@@ -28,7 +28,11 @@ def load_json_object(body: bytes, what: str) -> dict[str, Any]:
         message = (
             error.get("message") if isinstance(error, dict) else (error or parsed.get("message"))
         )
-        if parsed.get("error_type") in _CLIENT_ERROR_TYPES:
+        status = error.get("http_status_code") if isinstance(error, dict) else None
+        # TGI names its request errors by type, or (in a stream) by an HTTP status.
+        if parsed.get("error_type") in _CLIENT_ERROR_TYPES or (
+            isinstance(status, int) and 400 <= status < 500
+        ):
             raise InvalidRequestError(str(message))
         raise UpstreamError(f"The model failed: {message or 'unknown error'}")
     return parsed

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emd_proxy.chunks import ChunkNormalizer, StreamFixer
-from emd_proxy.errors import UpstreamError
+from emd_proxy.errors import InvalidRequestError, UpstreamError
 from emd_proxy.shapes.chat import ChatEvents
 from emd_proxy.shapes.raw import RawEvents
 from emd_proxy.sse import DONE, KEEPALIVE
@@ -388,3 +388,12 @@ def test_raw_sse_relay_passes_bytes_and_ends_a_failure_with_error_and_done() -> 
 
 def test_raw_non_sse_relay_has_no_keepalives_and_just_ends() -> None:
     assert raw([b"{", None, b"}"], "application/jsonlines") == [b"{", b"}"]
+
+
+def test_an_engine_error_with_a_4xx_status_is_the_clients_fault() -> None:
+    """TGI reports a streamed validation error as `{"error": {..., "http_status_code"}}`."""
+    line = b'data: {"error": {"message": "Input validation error: top_p", "http_status_code": 422}}'
+    with pytest.raises(InvalidRequestError) as info:
+        asyncio.run(fold(batches_of(parts_of(line + b"\n\n"))))
+    assert info.value.status == 400
+    assert "top_p" in info.value.message

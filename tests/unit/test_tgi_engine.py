@@ -194,3 +194,14 @@ def test_fixed_tool_stream_normalises_to_openai_chunks() -> None:
     assert all("id" not in call for call in calls[1:])
     assert {call["index"] for call in calls} == {0}
     assert out[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_the_end_of_sequence_text_on_the_last_chunk_is_dropped() -> None:
+    out = run(engine.fixer(request()), [text_chunk(" hi"), text_chunk("</s>", "eos_token")])
+    assert content(out) == " hi"
+    assert finish_reasons(out) == ["eos_token"]
+
+
+def test_top_p_of_one_is_left_out_for_tgi() -> None:
+    assert "top_p" not in payload(top_p=1.0)
+    assert payload(top_p=0.9)["top_p"] == 0.9

@@ -10,6 +10,9 @@ What TGI does differently, and what is repaired here:
   and the matched stop is cut, as OpenAI does.
 - 3.2+: a tool stream's first delta has `id: "0"`, the name and `"{"`; the last
   fragment lacks the closing brace; no chunk ever has a finish_reason.
+- `top_p: 1` (no filtering, but refused by TGI) is left out.
+- Completions streams end with the end-of-sequence token's text (`</s>`) on the
+  `eos_token` chunk: dropped.
 - Before 3.2: tool calls stream as raw tokens of `{"function": {"_name": ..., args}}`
   (plus the end-of-sequence text), with no name: buffered and sent as one call.
 """
@@ -42,6 +45,7 @@ class TgiEngine(ChatEngine):
         body["messages"] = [
             {**m, "role": "system"} if m.get("role") == "developer" else m for m in body["messages"]
         ]
+        _drop_neutral_top_p(body)
         if "max_completion_tokens" in body:
             limit = body.pop("max_completion_tokens")
             body.setdefault("max_tokens", limit)
@@ -55,6 +59,7 @@ class TgiEngine(ChatEngine):
                 f"The model `{entry.id}` (TGI) generates one choice per prompt; n must be 1.",
                 param="n",
             )
+        _drop_neutral_top_p(body)
         prompt = body["prompt"]
         if isinstance(prompt, list) and not all(isinstance(p, str) for p in prompt):
             raise InvalidRequestError(
@@ -104,6 +109,9 @@ class TgiStreamFixer(StreamFixer):
             if delta.get("tool_calls"):
                 self._tool_delta(state, delta)
             reason = choice.get("finish_reason")
+            if reason == "eos_token" and delta.get("content") in _EOS_TEXT:
+                # Streamed completions end with the end-of-sequence token's own text.
+                del delta["content"]
             if isinstance(delta.get("content"), str):
                 delta["content"] = self._text(state, delta["content"], final=reason is not None)
                 if not delta["content"]:
@@ -176,6 +184,13 @@ class TgiStreamFixer(StreamFixer):
             return [{"index": 0, "function": {"name": "", "arguments": raw}}]
         name = function.pop("_name", function.pop("name", ""))
         return [{"index": 0, "function": {"name": name, "arguments": arguments_text(function)}}]
+
+
+def _drop_neutral_top_p(body: dict[str, Any]) -> None:
+    """TGI refuses `top_p: 1` (it wants 0 < top_p < 1), which means "no nucleus
+    filtering", the same as leaving it out; LangChain sends it by default."""
+    if body.get("top_p") == 1:
+        del body["top_p"]
 
 
 def _needs_closing_brace(arguments: str) -> bool:
