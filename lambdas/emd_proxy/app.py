@@ -26,6 +26,7 @@ from .errors import (
 from .families import BY_NAME, MODELS
 from .log import logger
 from .middleware import GatewayMiddleware
+from .openapi import add_components
 from .registry import Registry
 from .sagemaker_client import SageMakerRuntime
 from .settings import Settings
@@ -82,71 +83,21 @@ def create_app(
         app.include_router(module.router)
 
     _install_error_handlers(app)
-    _document_auth_and_errors(app)
+    _add_components(app)
     return app
 
 
-_ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["message", "type", "param", "code"],
-            "properties": {
-                "message": {"type": "string"},
-                "type": {"type": "string"},
-                "param": {"type": ["string", "null"]},
-                "code": {"type": ["string", "null"]},
-            },
-        }
-    },
-}
-_ERROR_STATUSES = {
-    "400": "Invalid request (the `param` names the field)",
-    "401": "Missing or wrong API key",
-    "404": "Unknown model, or one the key may not see",
-    "413": "Request body too large",
-    "429": "Throttled; see Retry-After",
-    "502": "The model failed or answered garbage",
-    "503": "The model is not ready; see Retry-After",
-    "504": "The model did not answer in time",
-}
-
-
-def _document_auth_and_errors(app: FastAPI) -> None:
-    """/openapi.json as the API behaves: Bearer keys on /v1, OpenAI-shaped errors (never
-    FastAPI's 422, which the error handlers turn into 400)."""
+def _add_components(app: FastAPI) -> None:
+    """/openapi.json comes from the routes' declarations (openapi.py: answer and error
+    models, Bearer security); this adds the components no route can declare."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = generate()
-        components = schema.setdefault("components", {})
-        components.setdefault("securitySchemes", {})["bearerAuth"] = {
-            "type": "http",
-            "scheme": "bearer",
-        }
-        schemas = components.setdefault("schemas", {})
-        for unused in ("HTTPValidationError", "ValidationError"):
-            schemas.pop(unused, None)
-        schemas["ErrorResponse"] = _ERROR_SCHEMA
-        error = {
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
-            }
-        }
-        for path, operations in schema.get("paths", {}).items():
-            for operation in operations.values():
-                responses = operation.setdefault("responses", {})
-                responses.pop("422", None)
-                for status, description in _ERROR_STATUSES.items():
-                    responses.setdefault(status, {"description": description, **error})
-                if path.startswith("/v1/"):
-                    operation["security"] = [{"bearerAuth": []}]
-        app.openapi_schema = schema
-        return schema
+        if app.openapi_schema is None:
+            document = generate()
+            add_components(document)
+            app.openapi_schema = document
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 

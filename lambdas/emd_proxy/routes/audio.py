@@ -11,9 +11,11 @@ from ..engines import adapter
 from ..engines.adapters import AudioFile
 from ..errors import InvalidRequestError, RequestTooLargeError
 from ..jsonio import StrictJsonRoute
+from ..openapi import BEARER_AUTH, ERROR_RESPONSES
+from ..schemas.audio import Transcription, TranscriptionVerbose
 from ..state import principal, services
 
-router = APIRouter(route_class=StrictJsonRoute)
+router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 
@@ -47,7 +49,19 @@ _FORM_SCHEMA = {
 }
 
 
-@router.post("/v1/audio/transcriptions", response_model=None, openapi_extra=_FORM_SCHEMA)
+@router.post(
+    "/v1/audio/transcriptions",
+    response_model=None,
+    responses={
+        200: {
+            "model": Transcription | TranscriptionVerbose,
+            "description": "`json` and `verbose_json` answer JSON; `text`, `srt` and `vtt` "
+            "plain text",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+    openapi_extra={**_FORM_SCHEMA, **BEARER_AUTH},
+)
 async def transcribe(request: Request) -> Response:
     svc = services(request)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):

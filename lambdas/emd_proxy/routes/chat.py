@@ -12,15 +12,28 @@ from ..chunks import ChunkNormalizer
 from ..engines import adapter
 from ..jsonio import StrictJsonRoute
 from ..metrics import record_usage
-from ..schemas.chat import ChatCompletionRequest
+from ..openapi import BEARER_AUTH, ERROR_RESPONSES, event_stream
+from ..schemas.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from ..shapes.chat import ChatEvents
 from ..state import principal, services
 from ..streaming import chat_chunks, fold, sse_response, started
 
-router = APIRouter(route_class=StrictJsonRoute)
+router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
 
-@router.post("/v1/chat/completions", response_model=None)
+@router.post(
+    "/v1/chat/completions",
+    response_model=None,
+    responses={
+        200: {
+            "model": ChatCompletion,
+            "description": "The completion; with `stream: true`, `chat.completion.chunk` "
+            "events ending with `data: [DONE]`",
+            "content": event_stream(ChatCompletionChunk),
+        }
+    },
+    openapi_extra=BEARER_AUTH,
+)
 async def create_chat_completion(
     body: ChatCompletionRequest, request: Request
 ) -> JSONResponse | StreamingResponse:

@@ -13,15 +13,28 @@ from ..chunks import ChunkNormalizer
 from ..engines import adapter
 from ..jsonio import StrictJsonRoute
 from ..metrics import record_usage
-from ..schemas.completions import CompletionRequest
+from ..openapi import BEARER_AUTH, ERROR_RESPONSES, event_stream
+from ..schemas.completions import CompletionRequest, TextCompletion
 from ..shapes.completions import ID_PREFIX, CompletionEvents, TextChunks, TextCompletionBuilder
 from ..state import principal, services
 from ..streaming import chat_chunks, fold_into, sse_response, started
 
-router = APIRouter(route_class=StrictJsonRoute)
+router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
 
-@router.post("/v1/completions", response_model=None)
+@router.post(
+    "/v1/completions",
+    response_model=None,
+    responses={
+        200: {
+            "model": TextCompletion,
+            "description": "The completion; with `stream: true`, `text_completion` chunks "
+            "ending with `data: [DONE]`",
+            "content": event_stream(TextCompletion),
+        }
+    },
+    openapi_extra=BEARER_AUTH,
+)
 async def create_completion(
     body: CompletionRequest, request: Request
 ) -> JSONResponse | StreamingResponse:

@@ -10,14 +10,20 @@ from fastapi import APIRouter, Request
 from ..engines import adapter
 from ..errors import InvalidRequestError
 from ..jsonio import StrictJsonRoute
-from ..schemas.embeddings import EmbeddingsRequest
+from ..openapi import BEARER_AUTH, ERROR_RESPONSES
+from ..schemas.embeddings import EmbeddingList, EmbeddingsRequest
 from ..state import principal, services
 from ..vectors import estimate_tokens, shorten, to_base64
 
-router = APIRouter(route_class=StrictJsonRoute)
+router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
 
-@router.post("/v1/embeddings")
+@router.post(
+    "/v1/embeddings",
+    response_model=Any,  # the dict as is, unvalidated: see openapi.py
+    responses={200: {"model": EmbeddingList}},
+    openapi_extra=BEARER_AUTH,
+)
 async def create_embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any]:
     svc = services(request)
     entry = svc.registry.resolve(body.model, "embeddings", principal(request).models)

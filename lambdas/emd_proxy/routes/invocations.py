@@ -9,13 +9,14 @@ from fastapi.responses import Response
 
 from ..errors import InvalidRequestError
 from ..jsonio import StrictJsonRoute, dumps
+from ..openapi import BEARER_AUTH, ERROR_RESPONSES
 from ..sagemaker_client import UpstreamCall
 from ..schemas.invocations import InvocationsRequest
 from ..shapes.raw import RawEvents
 from ..state import principal, services
 from ..streaming import sse_response
 
-router = APIRouter(route_class=StrictJsonRoute)
+router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
 
 def _payload(body: InvocationsRequest) -> bytes:
@@ -28,7 +29,20 @@ def _payload(body: InvocationsRequest) -> bytes:
     )
 
 
-@router.post("/v1/invocations", response_model=None)
+# The container's answer, untouched: no schema of ours describes it.
+_ANSWER = {
+    "description": "The container's answer with its content type; with `stream: true`, "
+    "its stream as the container sends it",
+    "content": {"application/json": {"schema": {}}, "text/event-stream": {"schema": {}}},
+}
+
+
+@router.post(
+    "/v1/invocations",
+    response_model=None,
+    responses={200: _ANSWER},
+    openapi_extra=BEARER_AUTH,
+)
 async def invoke(body: InvocationsRequest, request: Request) -> Response:
     svc = services(request)
     entry = svc.registry.resolve(body.model, "invocations", principal(request).models)

@@ -8,10 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from ..jsonio import StrictJsonRoute
+from ..openapi import BEARER_AUTH, ERROR_RESPONSES
 from ..registry import RegistryEntry
+from ..schemas.models import Model, ModelList
 from ..state import principal, services
 
-router = APIRouter(route_class=StrictJsonRoute)
+router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
 
 def model_card(entry: RegistryEntry) -> dict[str, Any]:
@@ -34,13 +36,23 @@ def model_card(entry: RegistryEntry) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/models")
+@router.get(
+    "/v1/models",
+    response_model=Any,  # the dict as is, unvalidated: see openapi.py
+    responses={200: {"model": ModelList}},
+    openapi_extra=BEARER_AUTH,
+)
 async def list_models(request: Request) -> dict[str, Any]:
     entries = services(request).registry.entries(principal(request).models)
     return {"object": "list", "data": [model_card(e) for e in entries]}
 
 
-@router.get("/v1/models/{model_id:path}")
+@router.get(
+    "/v1/models/{model_id:path}",
+    response_model=Any,  # the dict as is, unvalidated: see openapi.py
+    responses={200: {"model": Model}},
+    openapi_extra=BEARER_AUTH,
+)
 async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
     entry = services(request).registry.resolve(model_id, visible=principal(request).models)
     return model_card(entry)

@@ -12,14 +12,20 @@ from ..engines import adapter
 from ..engines.adapters import Score
 from ..errors import UpstreamError
 from ..jsonio import StrictJsonRoute
-from ..schemas.rerank import RerankRequest
+from ..openapi import BEARER_AUTH, ERROR_RESPONSES
+from ..schemas.rerank import RerankRequest, RerankResponse
 from ..state import principal, services
 from ..vectors import estimate_tokens
 
-router = APIRouter(route_class=StrictJsonRoute)
+router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
 
-@router.post("/v1/rerank")
+@router.post(
+    "/v1/rerank",
+    response_model=Any,  # the dict as is, unvalidated: see openapi.py
+    responses={200: {"model": RerankResponse}},
+    openapi_extra=BEARER_AUTH,
+)
 async def rerank(body: RerankRequest, request: Request) -> dict[str, Any]:
     svc = services(request)
     entry = svc.registry.resolve(body.model, "rerank", principal(request).models)

@@ -1,8 +1,12 @@
-"""Chat completion request, as in https://platform.openai.com/docs/api-reference/chat/create.
+"""Chat completions: the request, as in
+https://platform.openai.com/docs/api-reference/chat/create, and the answers.
 
-Permissive: unknown fields are kept and passed to the engine (engine extras such as
-`top_k` or `repetition_penalty`); known fields are checked so a client gets a 400
-naming the field instead of an engine error."""
+The request is permissive: unknown fields are kept and passed to the engine (engine
+extras such as `top_k` or `repetition_penalty`); known fields are checked so a client
+gets a 400 naming the field instead of an engine error.
+
+The answer models document what `/v1/chat/completions` sends (the route sends the
+normalised chunks and their fold as they are; tests check them against these)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .base import PermissiveModel
+from .base import AnswerModel, PermissiveModel
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -59,3 +63,116 @@ class ChatCompletionRequest(PermissiveModel):
     @property
     def wants_usage_chunk(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
+
+
+# Answers: https://platform.openai.com/docs/api-reference/chat/object and
+# https://platform.openai.com/docs/api-reference/chat/streaming, fields in the order
+# OpenAI sends them. Engines' own extra fields pass through, so objects stay open.
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
+
+
+class TopLogprob(AnswerModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprob(AnswerModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(AnswerModel):
+    content: list[TokenLogprob] | None
+
+
+class CompletionUsage(AnswerModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: dict[str, int] | None = None
+    completion_tokens_details: dict[str, int] | None = None
+
+
+class FunctionCall(AnswerModel):
+    name: str
+    arguments: str = Field(description="The arguments as JSON text.")
+
+
+class ToolCall(AnswerModel):
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
+class ChatCompletionMessage(AnswerModel):
+    role: Literal["assistant"]
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
+    # Our extension: a reasoning model's thinking, under both names clients read
+    # (DeepSeek's `reasoning_content`, vLLM's `reasoning`).
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+
+
+class ChatChoice(AnswerModel):
+    index: int
+    message: ChatCompletionMessage
+    logprobs: ChoiceLogprobs | None
+    finish_reason: FinishReason
+
+
+class ChatCompletion(AnswerModel):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    system_fingerprint: str | None = None
+    choices: list[ChatChoice]
+    usage: CompletionUsage | None = None
+
+
+class ChoiceDeltaFunctionCall(AnswerModel):
+    # The name comes on a call's first fragment only; arguments arrive in fragments.
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ChoiceDeltaToolCall(AnswerModel):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: ChoiceDeltaFunctionCall
+
+
+class ChoiceDelta(AnswerModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    tool_calls: list[ChoiceDeltaToolCall] | None = None
+    # Our extension, as on the message.
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+
+
+class ChatChunkChoice(AnswerModel):
+    index: int
+    delta: ChoiceDelta
+    logprobs: ChoiceLogprobs | None = None
+    finish_reason: FinishReason | None = None
+
+
+class ChatCompletionChunk(AnswerModel):
+    """One `data:` event of a streamed answer; the stream ends with `data: [DONE]`.
+    The usage chunk (empty `choices`) comes last, only with
+    `stream_options.include_usage`."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    system_fingerprint: str | None = None
+    choices: list[ChatChunkChoice]
+    usage: CompletionUsage | None = None

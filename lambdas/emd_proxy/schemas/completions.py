@@ -1,14 +1,18 @@
-"""Legacy completion request, as in https://platform.openai.com/docs/api-reference/completions/create.
+"""Legacy completions: the request, as in
+https://platform.openai.com/docs/api-reference/completions/create, and the answer.
 
-Permissive like the chat request: engine extras (`top_k`, `repetition_penalty`, ...)
-pass through; the known fields are checked so a client gets a 400 naming the field."""
+The request is permissive like the chat request: engine extras (`top_k`,
+`repetition_penalty`, ...) pass through; the known fields are checked so a client gets
+a 400 naming the field."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
-from .base import PermissiveModel
-from .chat import StreamOptions
+from .base import AnswerModel, PermissiveModel
+from .chat import CompletionUsage, FinishReason, StreamOptions
 
 Prompt = str | list[str] | list[int] | list[list[int]]
 
@@ -49,3 +53,32 @@ class CompletionRequest(PermissiveModel):
     def token_ids(self) -> bool:
         """Whether the prompt is given as token ids (one list or a list of lists)."""
         return isinstance(self.prompt, list) and not isinstance(self.prompt[0], str)
+
+
+# The answer, and each streamed chunk (the same object, `finish_reason` null until the
+# end), fields in the order of
+# https://platform.openai.com/docs/api-reference/completions/object.
+
+
+class CompletionLogprobs(AnswerModel):
+    tokens: list[str]
+    token_logprobs: list[float | None]
+    top_logprobs: list[dict[str, float] | None]
+    text_offset: list[int]
+
+
+class CompletionChoice(AnswerModel):
+    text: str
+    index: int
+    logprobs: CompletionLogprobs | None
+    finish_reason: FinishReason | None
+
+
+class TextCompletion(AnswerModel):
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    system_fingerprint: str | None = None
+    choices: list[CompletionChoice]
+    usage: CompletionUsage | None = None

@@ -1,4 +1,5 @@
-"""Embeddings request, as in https://platform.openai.com/docs/api-reference/embeddings/create."""
+"""Embeddings request and answer, as in
+https://platform.openai.com/docs/api-reference/embeddings."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from .base import PermissiveModel
+from .base import AnswerModel, PermissiveModel
 
 MAX_INPUTS = 2048  # OpenAI's limit per request
 
@@ -44,3 +45,27 @@ class EmbeddingsRequest(PermissiveModel):
         if all(isinstance(v, int) for v in value):
             return [value]  # type: ignore[list-item]  # one input given as token ids
         return value  # type: ignore[return-value]
+
+
+# The answer, fields in the order of https://platform.openai.com/docs/api-reference/embeddings/object.
+
+
+class Embedding(AnswerModel):
+    object: Literal["embedding"]
+    embedding: list[float] | str = Field(
+        description="The vector; with encoding_format=base64, its little-endian float32 "
+        "bytes in base64."
+    )
+    index: int
+
+
+class EmbeddingUsage(AnswerModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(AnswerModel):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage

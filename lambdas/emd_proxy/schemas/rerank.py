@@ -1,11 +1,12 @@
-"""Rerank request in the Cohere/Jina shape (also what vLLM serves), which LangChain's
-and LlamaIndex's Cohere-compatible clients send."""
+"""Rerank request and answer in the Cohere/Jina shape (also what vLLM serves), which
+LangChain's and LlamaIndex's Cohere-compatible clients send
+(https://docs.cohere.com/reference/rerank, https://jina.ai/reranker/)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from .base import PermissiveModel
+from .base import AnswerModel, PermissiveModel
 
 MAX_DOCUMENTS = 1000  # Cohere's limit
 
@@ -23,3 +24,29 @@ class RerankRequest(PermissiveModel):
 
     def texts(self) -> list[str]:
         return [d if isinstance(d, str) else d.text for d in self.documents]
+
+
+# The answer: Cohere's `id` and `results`, Jina's and vLLM's `model` and `usage`.
+
+
+class RerankResultDocument(AnswerModel):
+    text: str
+
+
+class RerankResult(AnswerModel):
+    index: int = Field(description="The document's position in the request.")
+    relevance_score: float
+    # Absent with return_documents=false.
+    document: RerankResultDocument | None = None
+
+
+class RerankUsage(AnswerModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class RerankResponse(AnswerModel):
+    id: str
+    model: str
+    results: list[RerankResult] = Field(description="Most relevant first, at most top_n.")
+    usage: RerankUsage
