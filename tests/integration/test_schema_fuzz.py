@@ -33,6 +33,11 @@ OPERATIONS = [
     ("GET", "/v1/models"),
     ("GET", "/v1/models/{model_id}"),
     ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/completions"),
+    ("POST", "/v1/responses"),
+    ("GET", "/v1/responses/{response_id}"),
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/count_tokens"),
     ("POST", "/v1/embeddings"),
     ("POST", "/v1/rerank"),
     ("POST", "/v1/invocations"),
@@ -42,7 +47,15 @@ OPERATIONS = [
 # id, so generation reaches the engines and not only the 404 of an unknown model.
 # Embeddings and rerank keep generated ids: a real embedding model is behind them, and
 # a fuzzed batch of a thousand documents takes its time.
-VALID_MODELS = {"/v1/chat/completions": ECHO, "/v1/invocations": RAW}
+VALID_MODELS = {
+    "/v1/chat/completions": ECHO,
+    "/v1/completions": ECHO,
+    "/v1/responses": ECHO,
+    "/v1/messages": ECHO,
+    "/v1/invocations": RAW,
+}
+# Anthropic's API answers errors in its own shape.
+ANTHROPIC_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +106,12 @@ def test_generated_requests_never_5xx_and_errors_are_openai_shaped(
                 content_type = (response.headers.get("content-type") or [""])[0]
                 assert content_type.startswith("application/json"), content_type
                 body = response.json()
-                assert isinstance(body, dict) and set(body) == {"error"}, body
-                assert set(body["error"]) == {"message", "type", "param", "code"}, body
+                if path in ANTHROPIC_PATHS:
+                    assert isinstance(body, dict) and body.get("type") == "error", body
+                    assert set(body["error"]) == {"type", "message"}, body
+                else:
+                    assert isinstance(body, dict) and set(body) == {"error"}, body
+                    assert set(body["error"]) == {"message", "type", "param", "code"}, body
                 assert isinstance(body["error"]["message"], str) and body["error"]["message"]
 
         check()

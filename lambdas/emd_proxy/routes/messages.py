@@ -13,11 +13,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..generation import open_chat
 from ..jsonio import StrictJsonRoute
+from ..openapi import BEARER_AUTH, event_stream
 from ..schemas.messages import (
     AnthropicErrorResponse,
     CountTokensRequest,
     Message,
     MessagesRequest,
+    MessageStreamEvent,
     MessageTokensCount,
 )
 from ..shapes.anthropic import MessageEvents, StopTap, to_message
@@ -41,6 +43,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     504: _error("timeout_error: the model did not answer in time"),
     "default": _error("Any other failure, in the same shape"),
 }
+# The key goes as `x-api-key: <key>` (Claude Code's ANTHROPIC_API_KEY) or as a Bearer
+# token; the OpenAPI document names the Bearer scheme every /v1 route shares.
 router = APIRouter(route_class=StrictJsonRoute, responses=_ERRORS)
 
 
@@ -52,8 +56,10 @@ router = APIRouter(route_class=StrictJsonRoute, responses=_ERRORS)
             "model": Message,
             "description": "The message; with `stream: true`, Anthropic's events "
             "(`event:` and `data:` lines) from message_start to message_stop",
+            "content": event_stream(MessageStreamEvent),
         }
     },
+    openapi_extra=BEARER_AUTH,
 )
 async def create_message(
     body: MessagesRequest, request: Request
@@ -74,6 +80,7 @@ async def create_message(
     "/v1/messages/count_tokens",
     response_model=None,
     responses={200: {"model": MessageTokensCount, "description": "An estimate"}},
+    openapi_extra=BEARER_AUTH,
 )
 async def count_tokens(body: CountTokensRequest, request: Request) -> JSONResponse:
     # The model must exist and be visible to the key, as on /v1/messages.

@@ -20,6 +20,9 @@ from ..vectors import estimate_tokens
 router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
 
+# Cohere's v2 clients call /v2/rerank; some Jina/TEI clients call /rerank.
+@router.post("/rerank", response_model=Any, include_in_schema=False)
+@router.post("/v2/rerank", response_model=Any, include_in_schema=False)
 @router.post(
     "/v1/rerank",
     response_model=Any,  # the dict as is, unvalidated: see openapi.py

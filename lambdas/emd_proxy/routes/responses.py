@@ -11,16 +11,30 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..generation import open_chat
 from ..jsonio import StrictJsonRoute
-from ..schemas.responses import ResponsesRequest
+from ..openapi import BEARER_AUTH, ERROR_RESPONSES, event_stream
+from ..schemas.responses import Response, ResponsesRequest, ResponseStreamEvent
 from ..shapes.responses import Envelope, ResponseEvents, from_completion
 from ..shapes.responses_input import stateless_error, to_chat
 from ..state import principal, services
 from ..streaming import fold, sse_response, started
 
-router = APIRouter(route_class=StrictJsonRoute)
+router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
 
-@router.post("/v1/responses", response_model=None)
+@router.post(
+    "/v1/responses",
+    response_model=None,
+    responses={
+        200: {
+            "model": Response,
+            "description": "The Response; with `stream: true`, Responses events "
+            "(`event: <type>` + `data: <event>`) ending with `response.completed`, "
+            "`response.incomplete` or `response.failed`",
+            "content": event_stream(ResponseStreamEvent),
+        }
+    },
+    openapi_extra=BEARER_AUTH,
+)
 async def create_response(
     body: ResponsesRequest, request: Request
 ) -> JSONResponse | StreamingResponse:
@@ -36,7 +50,7 @@ async def create_response(
     return sse_response(await started(batches), ResponseEvents(envelope))
 
 
-@router.get("/v1/responses/{response_id:path}", response_model=None)
+@router.get("/v1/responses/{response_id:path}", response_model=None, openapi_extra=BEARER_AUTH)
 async def retrieve_response(response_id: str) -> JSONResponse:
     """Always a 400: the gateway stores no responses."""
     raise stateless_error("GET /v1/responses/{id}", param="response_id")
