@@ -28,11 +28,17 @@ def load_json_object(body: bytes, what: str) -> dict[str, Any]:
         message = (
             error.get("message") if isinstance(error, dict) else (error or parsed.get("message"))
         )
-        status = error.get("http_status_code") if isinstance(error, dict) else None
-        # TGI names its request errors by type, or (in a stream) by an HTTP status.
+        status = None
+        if isinstance(error, dict):
+            status = error.get("http_status_code", error.get("code"))
+        elif isinstance(parsed.get("code"), int):
+            status = parsed["code"]  # vLLM's older top-level error object
+        # A request error: TGI names it by type, or (in a stream) by an HTTP status;
+        # vLLM's error objects carry the status as `code`.
         if parsed.get("error_type") in _CLIENT_ERROR_TYPES or (
             isinstance(status, int) and 400 <= status < 500
         ):
-            raise InvalidRequestError(str(message))
+            param = error.get("param") if isinstance(error, dict) else None
+            raise InvalidRequestError(str(message), param=param if isinstance(param, str) else None)
         raise UpstreamError(f"The model failed: {message or 'unknown error'}")
     return parsed

@@ -53,7 +53,7 @@ def test_complete_folds_the_stream_into_one_completion() -> None:
         (b"data: [1, 2]", "unexpected"),
         (b'data: "text"', "unexpected"),
         (b'data: {"error": {"message": "CUDA out of memory", "code": 500}}', "CUDA out of memory"),
-        (b'data: {"object": "error", "message": "old style", "code": 400}', "old style"),
+        (b'data: {"object": "error", "message": "old style", "code": 500}', "old style"),
         (b'data: {"error": "plain"}', "plain"),
     ],
 )
@@ -390,10 +390,23 @@ def test_raw_non_sse_relay_has_no_keepalives_and_just_ends() -> None:
     assert raw([b"{", None, b"}"], "application/jsonlines") == [b"{", b"}"]
 
 
-def test_an_engine_error_with_a_4xx_status_is_the_clients_fault() -> None:
-    """TGI reports a streamed validation error as `{"error": {..., "http_status_code"}}`."""
-    line = b'data: {"error": {"message": "Input validation error: top_p", "http_status_code": 422}}'
+@pytest.mark.parametrize(
+    ("line", "param"),
+    [
+        # TGI's streamed validation error
+        (b'{"error": {"message": "Input validation error: top_p", "http_status_code": 422}}',
+         None),
+        # vLLM's error event (ErrorInfo), and its older top-level ErrorResponse
+        (b'{"error": {"message": "top_p out of range", "type": "BadRequestError", '
+         b'"param": "top_p", "code": 400}}', "top_p"),
+        (b'{"object": "error", "message": "top_p out of range", "code": 400}', None),
+    ],
+)  # fmt: skip
+def test_an_engine_error_with_a_4xx_status_is_the_clients_fault(
+    line: bytes, param: str | None
+) -> None:
     with pytest.raises(InvalidRequestError) as info:
-        asyncio.run(fold(batches_of(parts_of(line + b"\n\n"))))
+        asyncio.run(fold(batches_of(parts_of(b"data: " + line + b"\n\n"))))
     assert info.value.status == 400
     assert "top_p" in info.value.message
+    assert info.value.param == param
