@@ -1,7 +1,7 @@
 """Side by side in one run: what our proxy adds, next to LiteLLM's proxy and a bare
 pass-through, all in front of the same instant echo model (issue 8).
 
-    .venv/bin/python bench/compare.py [--quick] [--out bench/results/compare.json]
+    .venv/bin/python bench/compare.py [--quick] [--soak-seconds S] [--out FILE]
 
 Targets, each server its own process on 127.0.0.1:
   direct        echo/local as a plain OpenAI-compatible server (targets.py direct)
@@ -16,6 +16,8 @@ Extra, for reading the numbers (not issue 8's targets):
                 (targets.py stub): the emulator's own hop out of the picture
   stub          that endpoint called directly (ours_stub's backend)
   floor_aiohttp the floor with aiohttp as its client (ours' client) instead of httpx
+Then, on ours alone: the other API shapes over chat models (completions, responses,
+messages) beside chat, RSS over a 20 s streaming soak, and `emd serve`'s shutdown.
 See bench/README.md for what each number means and how it is measured.
 """
 
@@ -44,7 +46,7 @@ from lib.scenarios import run_all
 def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a ~2 minute smoke run")
+    parser.add_argument("--quick", action="store_true", help="a ~1-2 minute smoke run")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "compare.json")
     parser.add_argument(
         "--ours-log-level",
@@ -52,8 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="POWERTOOLS_LOG_LEVEL of our proxy (default INFO: one access line per "
         "request, as deployed)",
     )
+    parser.add_argument(
+        "--soak-seconds",
+        type=float,
+        help="the memory soak's length (default 20; 0 = skip, the default with --quick)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
+    soak_seconds = args.soak_seconds if args.soak_seconds is not None else 0 if quick else 20
     config: dict[str, Any] = {
         "quick": quick,
         "requests_per_target": 300 if quick else 2000,
@@ -63,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ttft_streams_per_target": 60 if quick else 300,
         "gap_streams_per_target": 5 if quick else 25,
         "cold_start_runs": 2 if quick else 5,
+        "shape_requests": 150 if quick else 1000,
+        "shape_ttft_streams": 48 if quick else 200,
+        "soak_seconds": soak_seconds,
+        "shutdown_runs": 1 if quick else 3,
         "concurrency": CONCURRENCY,
         "ours_log_level": args.ours_log_level,
         "litellm": LITELLM_REQUIREMENT,

@@ -148,6 +148,19 @@ def warnings_for(result: dict[str, Any]) -> list[str]:
             f"backend's streaming path serves alone ({cap:.0f}/s): the emulator, not the "
             "proxy, limits it here; ours_stub shows the proxy with an instant backend"
         )
+    soak = result["memory_soak"]
+    if "skipped" not in soak and not soak["pass"]:
+        found.append(
+            f"memory soak: RSS grew {soak['growth_mib']:+.1f} MiB (limit {soak['limit_mib']:.0f}), "
+            f"{soak['failures']} of {soak['streams']} streams failed ({soak['first_failure']})"
+        )
+    down = result["shutdown"]
+    if not down["pass"]:
+        failed = [r for r in down["runs"] if not r["pass"]]
+        found.append(
+            f"shutdown: {len(failed)} of {len(down['runs'])} runs failed (limit "
+            f"{down['limit_s']:.0f} s, exit code 0, no traceback, nothing left running): {failed}"
+        )
     if config["quick"]:
         found.append("quick run: fewer samples than issue 8 asks for; use the full run")
     return found

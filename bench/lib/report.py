@@ -55,6 +55,8 @@ def print_footer(console: Console, result: Result, seconds_format: str) -> None:
 def render_compare(result: Result) -> None:
     from rich.console import Console
 
+    from .report_ours import shapes_table, shutdown_table, soak_table
+
     # At least 120 columns: the streaming table has eleven.
     console = Console(width=max(120, shutil.get_terminal_size().columns))
     run = "quick" if result["config"]["quick"] else "full"
@@ -62,7 +64,9 @@ def render_compare(result: Result) -> None:
     console.print(sequential_table(result))
     console.print(concurrent_table(result))
     console.print(streaming_table(result))
+    console.print(shapes_table(result))
     console.print(memory_table(result))
+    console.print(soak_table(result))
     cold = result["cold_start"]
     breakdown = cold["breakdown_s"]
     console.print(
@@ -78,6 +82,7 @@ def render_compare(result: Result) -> None:
     for row in cold["heaviest_imports"]:
         table.add_row(row["package"], f"{row['cumulative_ms']:.1f}")
     console.print(table)
+    console.print(shutdown_table(result))
     console.print(goals_table(result))
     console.print(
         "added p50 over the aiohttp floor (info; the official floor's client is httpx): "

@@ -3,9 +3,11 @@ the targets in blocks (A B C ... C B A ...) so machine noise hits all alike."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,10 @@ from .load import (
     run_load,
 )
 from .processes import Processes
+from .shapes import bench_shapes
+from .shutdown import bench_shutdown
+from .soak import CLIENTS as SOAK_CLIENTS
+from .soak import bench_soak
 from .stats import summary_ms
 
 GAP_DELAY_MS = 20.0  # the backend's chunk interval for the gap measurement
@@ -36,26 +42,45 @@ HELD_BACK_S = 0.002
 def run_all(
     procs: Processes, work: Path, litellm: Path, config: dict[str, Any], result: dict[str, Any]
 ) -> None:
-    """Starts the fleet, measures, and adds every section and the summary to `result`."""
+    """Starts the fleet, measures, and adds every section and the summary to `result`
+    (`section_seconds`: how long each took, for keeping --quick quick)."""
     print(
         "starting direct, backend, stub, floor, floor_aiohttp, ours, ours_stub, litellm ...",
         flush=True,
     )
-    fleet = start_fleet(procs, work, litellm, config["ours_log_level"])
+    took = result["section_seconds"] = {}
+    with timed(took, "start"):
+        fleet = start_fleet(procs, work, litellm, config["ours_log_level"])
     eps = fleet.endpoints
     result["memory"] = {name: {"idle": mib} for name, mib in proxies_rss_mib(eps).items()}
     print("sequential ...", flush=True)
-    result["sequential"] = bench_sequential(eps, config["requests_per_target"], config["block"])
+    with timed(took, "sequential"):
+        result["sequential"] = bench_sequential(eps, config["requests_per_target"], config["block"])
     print("concurrent ...", flush=True)
-    result["concurrent"] = bench_concurrent(
-        eps, config["concurrent_rounds"], config["concurrent_seconds"]
-    )
+    with timed(took, "concurrent"):
+        result["concurrent"] = bench_concurrent(
+            eps, config["concurrent_rounds"], config["concurrent_seconds"]
+        )
     for name, mib in proxies_rss_mib(eps).items():
         result["memory"][name]["after_load"] = mib
     print("streaming ...", flush=True)
-    result["streaming"] = bench_streaming(
-        eps, config["ttft_streams_per_target"], config["gap_streams_per_target"]
-    )
+    with timed(took, "streaming"):
+        result["streaming"] = bench_streaming(
+            eps, config["ttft_streams_per_target"], config["gap_streams_per_target"]
+        )
+    print("API shapes (chat, completions, responses, messages) ...", flush=True)
+    with timed(took, "api_shapes"):
+        result["api_shapes"] = bench_shapes(
+            eps, config["shape_requests"], config["block"], config["shape_ttft_streams"]
+        )
+    if config["soak_seconds"] > 0:
+        print(f"memory soak ({SOAK_CLIENTS} streaming clients) ...", flush=True)
+        with timed(took, "memory_soak"):
+            result["memory_soak"] = bench_soak(
+                eps, fleet.servers["ours_backend"], config["soak_seconds"]
+            )
+    else:
+        result["memory_soak"] = {"skipped": "quick run (--soak-seconds S runs it)"}
     # Last, with every server but ours' backend stopped: fresh interpreters are timed
     # on an otherwise idle machine (with all the servers up, idle or not, the median
     # was 700 ms against 484 ms alone).
@@ -63,8 +88,22 @@ def run_all(
         if name != "ours_backend":
             procs.stop(server.proc)
     print("cold start ...", flush=True)
-    result["cold_start"] = bench_cold_start(procs, fleet.ours_env, config["cold_start_runs"])
+    with timed(took, "cold_start"):
+        result["cold_start"] = bench_cold_start(procs, fleet.ours_env, config["cold_start_runs"])
+    procs.stop(fleet.servers["ours_backend"].proc)
+    print("emd serve shutdown ...", flush=True)
+    with timed(took, "shutdown"):
+        result["shutdown"] = bench_shutdown(procs, work, config["shutdown_runs"])
     summarise(result, eps)
+
+
+@contextlib.contextmanager
+def timed(took: dict[str, float], section: str) -> Iterator[None]:
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        took[section] = round(time.perf_counter() - began, 1)
 
 
 def proxies_rss_mib(eps: dict[str, Endpoint]) -> dict[str, float]:
@@ -112,8 +151,9 @@ def bench_concurrent(eps: dict[str, Endpoint], rounds: int, seconds: float) -> d
         for name, e, stream in with_backend_stream(eps)
     ]
     totals = {name: LoadResult() for name, *_ in plan}
+    # A quarter of a block, at most 1 s: the full run's 1 s, and less of --quick's time.
     for _, e, url, body in plan:
-        load(e, url, body, min(1.0, seconds))
+        load(e, url, body, min(1.0, seconds / 4))
     for i in range(rounds):
         for name, e, url, body in plan if i % 2 == 0 else plan[::-1]:
             totals[name].add(load(e, url, body, seconds))
