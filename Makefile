@@ -65,7 +65,7 @@ deploy: $(VENV)/.dev-installed $(NPM_STAMP)
 clean:
 	rm -rf $(VENV) cdk.out node_modules .pytest_cache .ruff_cache
 
-# The side-by-side benchmark of bench/README.md (~3.5 min; the first run installs
+# The side-by-side benchmark of bench/README.md (~5 min; the first run installs
 # LiteLLM into bench/.venvs). `make bench ARGS=--quick` for a one-minute smoke run.
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/compare.py $(ARGS)
