@@ -3,20 +3,15 @@ into one `chat.completion` (streaming.py)."""
 
 from __future__ import annotations
 
-from functools import partial
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..chunks import ChunkNormalizer
-from ..engines import adapter
+from ..generation import chat_model, open_chat
 from ..jsonio import StrictJsonRoute
-from ..metrics import record_usage
 from ..openapi import BEARER_AUTH, ERROR_RESPONSES, event_stream
 from ..schemas.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from ..shapes.chat import ChatEvents
-from ..state import principal, services
-from ..streaming import chat_chunks, fold, sse_response, started
+from ..streaming import fold, sse_response, started
 
 router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
@@ -37,17 +32,8 @@ router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 async def create_chat_completion(
     body: ChatCompletionRequest, request: Request
 ) -> JSONResponse | StreamingResponse:
-    svc = services(request)
-    caller = principal(request)
-    entry = svc.registry.resolve(body.model, "chat", caller.models)
-    engine = adapter(entry, "chat")
-    _, parts = await svc.open_stream(entry.endpoint, engine.call(body, entry))
-    batches = chat_chunks(
-        parts,
-        engine.fixer(body),
-        ChunkNormalizer(entry.id),
-        on_usage=partial(record_usage, caller.name, entry.id),
-    )
+    entry = chat_model(request, body.model)
+    batches = await open_chat(request, entry, body)
     if not body.stream:
         return JSONResponse((await fold(batches)).result(entry.id))
     return sse_response(await started(batches), ChatEvents(include_usage=body.wants_usage_chunk))

@@ -4,20 +4,16 @@ chat and come back as `text_completion` objects (shapes/completions.py)."""
 
 from __future__ import annotations
 
-from functools import partial
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..chunks import ChunkNormalizer
 from ..engines import adapter
+from ..generation import chat_model, open_generation
 from ..jsonio import StrictJsonRoute
-from ..metrics import record_usage
 from ..openapi import BEARER_AUTH, ERROR_RESPONSES, event_stream
 from ..schemas.completions import CompletionRequest, TextCompletion
 from ..shapes.completions import ID_PREFIX, CompletionEvents, TextChunks, TextCompletionBuilder
-from ..state import principal, services
-from ..streaming import chat_chunks, fold_into, sse_response, started
+from ..streaming import fold_into, sse_response, started
 
 router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
@@ -38,17 +34,10 @@ router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 async def create_completion(
     body: CompletionRequest, request: Request
 ) -> JSONResponse | StreamingResponse:
-    svc = services(request)
-    caller = principal(request)
-    entry = svc.registry.resolve(body.model, "chat", caller.models)
+    entry = chat_model(request, body.model)
     engine = adapter(entry, "chat")
-    _, parts = await svc.open_stream(entry.endpoint, engine.completion_call(body, entry))
-    batches = chat_chunks(
-        parts,
-        TextChunks(engine.fixer(body)),
-        ChunkNormalizer(entry.id, ID_PREFIX),
-        on_usage=partial(record_usage, caller.name, entry.id),
-    )
+    call = engine.completion_call(body, entry)
+    batches = await open_generation(request, entry, call, TextChunks(engine.fixer(body)), ID_PREFIX)
     if not body.stream:
         answer = await fold_into(batches, TextCompletionBuilder())
         return JSONResponse(answer.result(entry.id))

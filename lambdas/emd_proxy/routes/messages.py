@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..generation import open_chat
+from ..generation import chat_model, open_chat
 from ..jsonio import StrictJsonRoute
 from ..openapi import BEARER_AUTH, event_stream
 from ..schemas.messages import (
@@ -24,7 +24,6 @@ from ..schemas.messages import (
 )
 from ..shapes.anthropic import MessageEvents, StopTap, to_message
 from ..shapes.anthropic_request import estimate_input_tokens, to_chat_request
-from ..state import principal, services
 from ..streaming import fold, sse_response, started
 
 
@@ -65,9 +64,9 @@ async def create_message(
     body: MessagesRequest, request: Request
 ) -> JSONResponse | StreamingResponse:
     # Resolved first for its features: `thinking` reaches only models that reason.
-    entry = services(request).registry.resolve(body.model, "chat", principal(request).models)
+    entry = chat_model(request, body.model)
     chat = to_chat_request(body, reasoning=entry.features.reasoning)
-    entry, batches = await open_chat(request, chat)
+    batches = await open_chat(request, entry, chat)
     stops = body.stop_sequences or []
     if not body.stream:
         tap = StopTap(batches)
@@ -84,5 +83,5 @@ async def create_message(
 )
 async def count_tokens(body: CountTokensRequest, request: Request) -> JSONResponse:
     # The model must exist and be visible to the key, as on /v1/messages.
-    services(request).registry.resolve(body.model, "chat", principal(request).models)
+    chat_model(request, body.model)
     return JSONResponse({"input_tokens": estimate_input_tokens(body)})

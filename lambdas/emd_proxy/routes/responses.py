@@ -9,13 +9,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..generation import open_chat
+from ..generation import chat_model, open_chat
 from ..jsonio import StrictJsonRoute
 from ..openapi import BEARER_AUTH, ERROR_RESPONSES, event_stream
 from ..schemas.responses import Response, ResponsesRequest, ResponseStreamEvent
 from ..shapes.responses import Envelope, ResponseEvents, from_completion
 from ..shapes.responses_input import stateless_error, to_chat
-from ..state import principal, services
 from ..streaming import fold, sse_response, started
 
 router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
@@ -38,11 +37,11 @@ router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 async def create_response(
     body: ResponsesRequest, request: Request
 ) -> JSONResponse | StreamingResponse:
-    # Resolved here too (open_chat resolves again, a dict lookup): the translation
-    # needs the model's features to refuse tools, images or reasoning it lacks.
-    entry = services(request).registry.resolve(body.model, "chat", principal(request).models)
+    # The translation needs the model's features to refuse tools, images or
+    # reasoning it lacks.
+    entry = chat_model(request, body.model)
     chat = to_chat(body, entry.features)
-    entry, batches = await open_chat(request, chat)
+    batches = await open_chat(request, entry, chat)
     envelope = Envelope.of(body, entry.id)
     if not body.stream:
         completion = (await fold(batches)).result(entry.id)

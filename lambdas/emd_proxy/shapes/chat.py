@@ -3,7 +3,7 @@ stream is each chunk as a `data:` event and the answer is the folded completion.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from pydantic_core import to_json
 
@@ -28,10 +28,15 @@ class ChatEvents:
 
     def batch(self, items: Batch) -> bytes:
         return b"".join(
-            b"data: " + to_json(chunk) + b"\n\n"
+            b"data: " + to_json(self.shape(chunk)) + b"\n\n"
             for chunk in items
             if chunk["choices"] or self.include_usage
         )
+
+    @staticmethod
+    def shape(chunk: dict[str, Any]) -> dict[str, Any]:
+        """A normalised chunk as this API writes it (chat: as it is)."""
+        return chunk
 
     def close(self) -> bytes:
         return b""

@@ -8,13 +8,10 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
-from pydantic_core import to_json
-
-from ..chunks import Batch, StreamFixer
-from ..errors import ProxyError
-from ..sse import DONE, KEEPALIVE, event
+from ..chunks import StreamFixer
+from .chat import ChatEvents
 
 ID_PREFIX = "cmpl-"
 _LOGPROB_LISTS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
@@ -65,34 +62,11 @@ def _text_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class CompletionEvents:
-    """`text_completion` chunk events ending with `[DONE]`; the usage chunk
-    (`choices: []`) only when the client asked for it."""
+class CompletionEvents(ChatEvents):
+    """`text_completion` chunk events, with the chat stream's rules: `[DONE]` last,
+    the usage chunk (`choices: []`) only when the client asked for it."""
 
-    media_type: Final = "text/event-stream"
-    keepalive: Final = KEEPALIVE
-
-    def __init__(self, *, include_usage: bool) -> None:
-        self.include_usage = include_usage
-
-    def open(self) -> bytes:
-        return b""
-
-    def batch(self, items: Batch) -> bytes:
-        return b"".join(
-            b"data: " + to_json(_text_chunk(chunk)) + b"\n\n"
-            for chunk in items
-            if chunk["choices"] or self.include_usage
-        )
-
-    def close(self) -> bytes:
-        return b""
-
-    def error(self, exc: ProxyError) -> bytes:
-        return event(exc.body())
-
-    def done(self) -> bytes:
-        return DONE
+    shape = staticmethod(_text_chunk)
 
 
 @dataclass
