@@ -36,7 +36,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from . import echo_model as model
-from .vllm_request import VllmValidationError
+from .vllm_request import VllmValidationError, check_response_format, check_stream_options
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -202,19 +202,8 @@ class CompletionRequest(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def validate_response_format(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        rf = data.get("response_format")
-        if (
-            isinstance(rf, dict)
-            and rf.get("type") == "json_schema"
-            and rf.get("json_schema") is None
-        ):
-            raise VllmValidationError(
-                "When response_format type is 'json_schema', the "
-                "'json_schema' field must be provided.",
-                "response_format",
-            )
+        if isinstance(data, dict):
+            check_response_format(data)
         return data
 
     @model_validator(mode="before")
@@ -282,10 +271,8 @@ class CompletionRequest(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def validate_stream_options(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("stream_options") and not data.get("stream"):
-            raise VllmValidationError(
-                "Stream options can only be defined when `stream=True`.", "stream_options"
-            )
+        if isinstance(data, dict):
+            check_stream_options(data)
         return data
 
     @model_validator(mode="before")

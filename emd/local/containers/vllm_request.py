@@ -82,6 +82,28 @@ def _check_tool_usage(data: dict[str, Any]) -> None:
             )
 
 
+def check_response_format(data: dict[str, Any]) -> None:
+    """vLLM's chat and completion requests both refuse a json_schema format without
+    its schema."""
+    format_ = data.get("response_format")
+    if (
+        isinstance(format_, dict)
+        and format_.get("type") == "json_schema"
+        and format_.get("json_schema") is None
+    ):
+        raise VllmValidationError(
+            "When response_format type is 'json_schema', the 'json_schema' field must be provided.",
+            "response_format",
+        )
+
+
+def check_stream_options(data: dict[str, Any]) -> None:
+    if data.get("stream_options") and not data.get("stream"):
+        raise VllmValidationError(
+            "Stream options can only be defined when `stream=True`.", "stream_options"
+        )
+
+
 def _check_logprobs(data: dict[str, Any]) -> None:
     top = data.get("top_logprobs")
     if top is None:
@@ -132,21 +154,8 @@ class ChatCompletionRequest(BaseModel):
     def _vllm_checks(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        format_ = data.get("response_format")
-        if (
-            isinstance(format_, dict)
-            and format_.get("type") == "json_schema"
-            and (format_.get("json_schema") is None)
-        ):
-            raise VllmValidationError(
-                "When response_format type is 'json_schema', the "
-                "'json_schema' field must be provided.",
-                "response_format",
-            )
-        if data.get("stream_options") and not data.get("stream"):
-            raise VllmValidationError(
-                "Stream options can only be defined when `stream=True`.", "stream_options"
-            )
+        check_response_format(data)
+        check_stream_options(data)
         _check_logprobs(data)
         _check_tool_usage(data)
         return data
