@@ -69,10 +69,14 @@ def render_compare(result: Result) -> None:
     console.print(soak_table(result))
     cold = result["cold_start"]
     breakdown = cold["breakdown_s"]
+    every = cold["all_families"]
     console.print(
-        f"ours cold starts: {', '.join(f'{s * 1000:.0f}' for s in cold['runs_s'])} ms; in a "
+        f"ours cold starts (the chat Lambda, EMD_FAMILIES=chat): "
+        f"{', '.join(f'{s * 1000:.0f}' for s in cold['runs_s'])} ms; in a "
         f"fresh interpreter, import emd_proxy.main {breakdown['import_s'] * 1000:.0f} ms + "
-        f"create_app() {breakdown['create_app_s'] * 1000:.0f} ms"
+        f"create_app() {breakdown['create_app_s'] * 1000:.0f} ms. Every family in one "
+        f"process (emd serve, info): {', '.join(f'{s * 1000:.0f}' for s in every['runs_s'])}"
+        f" ms, median {every['median_s'] * 1000:.0f}"
     )
     table = new_table(
         "Heaviest imports of emd_proxy.main + create_app() (-X importtime)",

@@ -71,3 +71,16 @@ BY_NAME = {spec.name: spec for spec in FAMILIES}
 # Every family but MODELS, in table order (what a process serves when EMD_FAMILIES is
 # unset).
 API_FAMILIES: tuple[str, ...] = tuple(s.name for s in FAMILIES if s.name != MODELS)
+
+
+def api_paths(model_families: list[str]) -> list[str]:
+    """The POST routes that answer a model of these families, in table order: what
+    /v1/models shows a client it can call with the model (a chat model also answers
+    /v1/messages, /v1/completions and /v1/responses)."""
+    return [
+        route.path
+        for spec in FAMILIES
+        if spec.models in model_families
+        for route in spec.routes
+        if route.method == "POST"
+    ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from ..families import api_paths
 from ..jsonio import StrictJsonRoute
 from ..openapi import BEARER_AUTH, ERROR_RESPONSES
 from ..registry import RegistryEntry
@@ -22,6 +23,7 @@ def model_card(entry: RegistryEntry) -> dict[str, Any]:
         "model": entry.model,
         "tag": entry.tag,
         "families": entry.families,
+        "apis": api_paths(entry.families),
         "engine": entry.engine,
         "features": entry.features.model_dump(),
     }

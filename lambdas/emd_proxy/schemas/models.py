@@ -25,6 +25,10 @@ class ModelDetails(AnswerModel):
     model: str
     tag: str
     families: list[Family]
+    apis: list[str] = Field(
+        description="The POST routes that answer this model, e.g. /v1/chat/completions, "
+        "/v1/messages, /v1/completions and /v1/responses for a chat model."
+    )
     engine: Engine
     features: ModelFeatures
     metadata: dict[str, Any] = Field(
