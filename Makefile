@@ -35,6 +35,14 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 	$(PIP) install -r requirements-dev.txt
 	@touch $@
 
+# LlamaIndex pins openai<3, the project's tests pin openai 3: its client test runs it
+# in a venv of its own.
+LLAMAINDEX_VENV := tests/.venvs/llamaindex
+$(LLAMAINDEX_VENV)/.installed: tests/clients/llamaindex.txt $(BIN)/python
+	$(BIN)/python -m venv $(LLAMAINDEX_VENV)
+	$(LLAMAINDEX_VENV)/bin/python -m pip --disable-pip-version-check -q install -r $<
+	@touch $@
+
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
@@ -42,7 +50,7 @@ $(NPM_STAMP): package.json package-lock.json
 serve: $(VENV)/.installed
 	$(BIN)/emd serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.dev-installed $(NPM_STAMP)
+test: $(VENV)/.dev-installed $(NPM_STAMP) $(LLAMAINDEX_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
@@ -63,7 +71,7 @@ deploy: $(VENV)/.dev-installed $(NPM_STAMP)
 	$(CDK) deploy --all --no-notices $(ARGS)
 
 clean:
-	rm -rf $(VENV) cdk.out node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) tests/.venvs cdk.out node_modules .pytest_cache .ruff_cache
 
 # The side-by-side benchmark of bench/README.md (~5 min; the first run installs
 # LiteLLM into bench/.venvs). `make bench ARGS=--quick` for a one-minute smoke run.
