@@ -35,7 +35,9 @@ def test_every_route_maps_to_its_family_lambda(multi: Synth) -> None:
     assert set(routes) == set(EXPECTED_ROUTES)
     for route, props in routes.items():
         assert functions[cfn.integration_function(props["Integration"])] == EXPECTED_ROUTES[route]
-        # Bearer keys are checked by the app, not by API Gateway.
+        # Bearer keys are checked by the app, not by API Gateway. With no API Gateway
+        # API key on the method, a proxy integration forwards every header: Anthropic
+        # clients' `x-api-key` reaches the app like any other.
         assert props["AuthorizationType"] == "NONE"
         assert not props.get("ApiKeyRequired", False)
 
