@@ -102,6 +102,15 @@ def test_a_stop_split_across_tokens_is_cut_and_never_sent() -> None:
     assert content(out) == "one "
     assert all("E" not in c["choices"][0]["delta"].get("content", "") for c in out)
     assert finish_reasons(out) == ["stop_sequence"]
+    # Which stop ended it, as vLLM says (`stop_reason`): the earliest in the text.
+    assert [c["choices"][0].get("stop_reason") for c in out if c["choices"]][-1] == "END"
+
+
+def test_the_earliest_stop_in_the_text_is_the_one_named() -> None:
+    fixer = engine.fixer(request(stop=["two", "one"]))
+    out = run(fixer, [text_chunk("zero one two", "stop_sequence")])
+    assert content(out) == "zero "
+    assert out[-1]["choices"][0]["stop_reason"] == "one"
 
 
 def test_text_that_only_looked_like_a_stop_is_released() -> None:
@@ -110,6 +119,7 @@ def test_text_that_only_looked_like_a_stop_is_released() -> None:
     assert content(first) == "an"  # " E" may still begin "END"
     out = first + run(fixer, [text_chunk("nd", "length")])
     assert content(out) == "an End"
+    assert "stop_reason" not in out[-1]["choices"][0]  # no stop matched
 
 
 def test_held_back_text_is_flushed_when_the_stream_ends_without_a_finish() -> None:

@@ -87,6 +87,7 @@ class TgiEngine(ChatEngine):
 @dataclass
 class _ChoiceState:
     held: str = ""  # text that may be the start of a stop sequence
+    matched: str | None = None  # the stop sequence that ended the text
     finished: bool = False
     legacy_tool: bool | None = None  # None until the first tool delta says which
     arguments: str = ""
@@ -121,7 +122,12 @@ class TgiStreamFixer(StreamFixer):
                 if state.legacy_tool:
                     delta["tool_calls"] = self._legacy_call(state)
             if delta or reason is not None:
-                choices.append({**choice, "index": index, "delta": delta})
+                fixed = {**choice, "index": index, "delta": delta}
+                if reason is not None and state.matched is not None:
+                    # vLLM's field: the stop string that matched (TGI does not say which;
+                    # the Anthropic shape's stop_sequence needs it).
+                    fixed["stop_reason"] = state.matched
+                choices.append(fixed)
         out = {**chunk, "choices": choices}
         return [out] if choices or out.get("usage") else []
 
@@ -139,7 +145,10 @@ class TgiStreamFixer(StreamFixer):
             elif state.tool_seen and _needs_closing_brace(state.arguments):
                 delta["tool_calls"] = [{"index": 0, "function": {"arguments": "}"}}]
             reason = "tool_calls" if state.tool_seen else "stop"
-            choices.append({"index": index, "delta": delta, "finish_reason": reason})
+            choice = {"index": index, "delta": delta, "finish_reason": reason}
+            if state.matched is not None:
+                choice["stop_reason"] = state.matched
+            choices.append(choice)
         return [{**self._template, "choices": choices}] if choices else []
 
     def _text(self, state: _ChoiceState, text: str, *, final: bool) -> str:
@@ -147,8 +156,9 @@ class TgiStreamFixer(StreamFixer):
         if not self.stops:
             return text
         held = state.held + text
-        cut = min((held.find(s) for s in self.stops if s in held), default=-1)
-        if cut >= 0:
+        found = [(held.find(s), s) for s in self.stops if s in held]
+        if found:
+            cut, state.matched = min(found)
             state.held = ""
             return held[:cut]
         if final:

@@ -45,8 +45,8 @@ def stop_reason(
     finish: str | None, matched: Any, stop_sequences: Sequence[str]
 ) -> tuple[str, str | None]:
     """(stop_reason, stop_sequence) from OpenAI's finish_reason and vLLM's
-    `stop_reason` (the stop string that matched; TGI does not say which, so a stop
-    sequence there reads as end_turn)."""
+    `stop_reason` (the stop string that matched; TGI's stream fixer sets it from the
+    stop it cut)."""
     if finish == "length":
         return "max_tokens", None
     if finish in ("tool_calls", "function_call"):
