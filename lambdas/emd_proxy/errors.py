@@ -112,7 +112,7 @@ class UpstreamError(ProxyError):
 
 
 class ModelNotReadyError(ProxyError):
-    """The endpoint is missing, being created, or scaling from zero."""
+    """The endpoint is being created or updated, or scaling from zero."""
 
     status = 503
     type = "service_unavailable"

@@ -21,6 +21,7 @@ from botocore.exceptions import (
 from .errors import (
     InternalError,
     InvalidRequestError,
+    ModelNotFoundError,
     ModelNotReadyError,
     ProxyError,
     RateLimitError,
@@ -74,10 +75,13 @@ def _map_client_error(exc: ClientError, endpoint: str) -> ProxyError:
     if code == "ValidationError":
         message = str(error.get("Message", ""))
         if "not found" in message.lower():
+            # "Endpoint <name> of account <id> not found.": deleted or never deployed.
+            # Not a 503: waiting does not bring it back (and clients would retry).
             logger.warning("endpoint not found", extra=log_extra)
-            return ModelNotReadyError(
-                "The model's endpoint does not exist (not deployed yet, or deleted).",
-                retry_after=30,
+            return ModelNotFoundError(
+                f"The endpoint {endpoint} does not exist (never deployed, deleted, or still "
+                "being created): deploy it, or remove the model from the registry.",
+                param="model",
             )
         logger.warning("sagemaker rejected the call", extra={**log_extra, "aws_message": message})
         return InvalidRequestError("SageMaker rejected the request.")

@@ -140,13 +140,33 @@ def test_unknown_route_and_method_are_openai_shaped(http: httpx.Client) -> None:
     assert_openai_error(http.get("/chat/completions"), 405, "invalid_request_error")
 
 
-def test_missing_endpoint_is_503_model_not_ready(http: httpx.Client) -> None:
-    response = http.post("/chat/completions", json={"model": GHOST, "messages": HI})
-    error = assert_openai_error(response, 503, "service_unavailable")
-    assert error["code"] == "model_not_ready"
-    assert int(response.headers["retry-after"]) > 0
-    streamed = http.post("/chat/completions", json={"model": GHOST, "messages": HI, "stream": True})
-    assert_openai_error(streamed, 503, "service_unavailable")
+def test_missing_endpoint_is_404_model_not_found(http: httpx.Client) -> None:
+    # SageMaker answers ValidationError "Endpoint ... of account ... not found.": the
+    # endpoint is gone (or never deployed), so no 503 and no Retry-After.
+    endpoint = "emd-ghost-local"
+    for stream in (False, True):
+        response = http.post(
+            "/chat/completions", json={"model": GHOST, "messages": HI, "stream": stream}
+        )
+        error = assert_openai_error(response, 404, "invalid_request_error")
+        assert error["code"] == "model_not_found"
+        assert error["param"] == "model"
+        assert f"The endpoint {endpoint} does not exist" in error["message"]
+        assert "deploy it" in error["message"]
+        assert "retry-after" not in response.headers
+
+
+def test_sdk_does_not_retry_a_missing_endpoint(gateway: LocalGateway) -> None:
+    emulator = gateway.stack.emulator
+    assert emulator is not None
+    endpoint = "emd-ghost-local"
+    before = emulator.stats.by_endpoint.get(endpoint, 0)
+    retrying = openai.OpenAI(base_url=gateway.base_url, api_key=KEY, max_retries=2)
+    with pytest.raises(openai.NotFoundError) as info:
+        retrying.chat.completions.create(model=GHOST, messages=HI)
+    assert info.value.code == "model_not_found"
+    # One call reached SageMaker: the SDK retries 408/409/429/5xx, never a 404.
+    assert emulator.stats.by_endpoint[endpoint] == before + 1
 
 
 def test_server_keeps_serving_after_errors(client: openai.OpenAI, http: httpx.Client) -> None:

@@ -23,6 +23,7 @@ from botocore.exceptions import (
 from emd_proxy.errors import (
     InternalError,
     InvalidRequestError,
+    ModelNotFoundError,
     ModelNotReadyError,
     ProxyError,
     RateLimitError,
@@ -215,7 +216,9 @@ def test_sagemaker_timed_out_message_without_status_is_a_timeout(raise_aws) -> N
 # --- SageMaker's own errors -----------------------------------------------------------
 
 
-def test_validation_error_endpoint_not_found_is_503_model_not_ready(raise_aws) -> None:
+def test_validation_error_endpoint_not_found_is_404_model_not_found(raise_aws) -> None:
+    # SageMaker's answer for an endpoint that does not exist (deleted, never deployed):
+    # waiting does not help, so no 503 and no Retry-After (the openai SDK would retry).
     exc = raise_aws(
         400,
         "ValidationError",
@@ -224,8 +227,10 @@ def test_validation_error_endpoint_not_found_is_503_model_not_ready(raise_aws) -
         },
     )
     error = map_upstream_error(exc, ENDPOINT)
-    assert_mapped(error, ModelNotReadyError, 503, "service_unavailable", "model_not_ready")
-    assert error.headers()["Retry-After"].isdigit()
+    assert_mapped(error, ModelNotFoundError, 404, "invalid_request_error", "model_not_found")
+    assert "Retry-After" not in error.headers()
+    assert f"The endpoint {ENDPOINT} does not exist" in error.message
+    assert "deploy it" in error.message
 
 
 def test_other_validation_error_is_400(raise_aws) -> None:
@@ -354,7 +359,7 @@ def test_proxy_errors_pass_through_unchanged() -> None:
 TABLE = [
     # (http status, error type, body, class, status, type, code)
     (400, "ValidationError", {"Message": f"Endpoint x of account {ACCOUNT} not found."},
-     ModelNotReadyError, 503, "service_unavailable", "model_not_ready"),
+     ModelNotFoundError, 404, "invalid_request_error", "model_not_found"),
     (400, "ValidationError", {"Message": f"Bad input arn:aws:sagemaker:::{ACCOUNT}"},
      InvalidRequestError, 400, "invalid_request_error", None),
     (429, "ModelNotReadyException", {"Message": f"not ready {ACCOUNT}"},
