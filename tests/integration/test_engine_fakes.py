@@ -182,6 +182,27 @@ def test_vllm_validation_errors_on_the_sagemaker_route(urls: dict[str, str]) -> 
     assert wrong_model.json()["error"]["type"] == "NotFoundError"
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"tools": []},
+        {"tool_choice": "auto"},
+        {"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+        {"top_logprobs": 2},
+        {"stream_options": {"include_usage": True}},
+    ],
+    ids=["empty-tools", "choice-without-tools", "unknown-tool", "top-logprobs", "stream-options"],
+)
+def test_vllm_hides_request_rule_failures_behind_no_handler(
+    urls: dict[str, str], extra: dict[str, Any]
+) -> None:
+    # What the gateway pre-validates (schemas/chat_rules.py): on vLLM's SageMaker route
+    # the client would only learn this.
+    response = post(urls["vllm"], {**CHAT, **extra})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("Cannot find suitable handler")
+
+
 # --- TGI >= 3.2 ----------------------------------------------------------------------
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import AnswerModel, PermissiveModel
+from .chat_rules import check_chat_rules
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -59,6 +60,13 @@ class ChatCompletionRequest(PermissiveModel):
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     top_p: float | None = Field(default=None, ge=0, le=1)
     user: str | None = None
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> ChatCompletionRequest:
+        # Raises the 400 itself (with vLLM's wording and the `param`), not a pydantic
+        # error: see chat_rules.py.
+        check_chat_rules(self)
+        return self
 
     @property
     def wants_usage_chunk(self) -> bool:
