@@ -30,6 +30,7 @@ TOOL = {
     },
 }
 TOOLS = {**CHAT, "tools": [TOOL]}
+TOOL_SCHEMA = TOOL["function"]["parameters"]
 
 
 @pytest.fixture(scope="module")
@@ -298,6 +299,45 @@ def test_tgi_errors(urls: dict[str, str]) -> None:
     assert shapeless.status_code == 422
     assert shapeless.headers["content-type"].startswith("text/plain")
     assert "untagged enum SagemakerRequest" in shapeless.text
+
+
+@pytest.mark.parametrize("era", ["tgi", "tgi-legacy"])
+def test_tgi_refuses_openai_shapes_its_serde_cannot_read(urls: dict[str, str], era: str) -> None:
+    schema = {"type": "json_schema", "json_schema": {"name": "W", "schema": TOOL_SCHEMA}}
+    for extra in (
+        {"response_format": schema},
+        {"response_format": {"type": "json_object"}},
+        {"stop": " in"},
+        {"logit_bias": {"1": 1.0}},
+    ):
+        refused = post(urls[era], {**CHAT, **extra})
+        assert refused.status_code == 422, extra
+        assert refused.headers["content-type"].startswith("text/plain")
+        assert refused.text.startswith(
+            "Failed to deserialize the JSON body into the target type: data did not match "
+            "any variant of untagged enum SagemakerRequest"
+        )
+
+
+@pytest.mark.parametrize("era", ["tgi", "tgi-legacy"])
+def test_tgi_json_grammar_is_honoured(urls: dict[str, str], era: str) -> None:
+    grammar = {"type": "json", "value": TOOL_SCHEMA}
+    answer = post(urls[era], {**CHAT, "response_format": grammar}).json()
+    assert json.loads(answer["choices"][0]["message"]["content"]) == {"city": MESSAGE}
+    body = {**CHAT, "response_format": grammar, "stream": True}
+    text = "".join(
+        e["choices"][0]["delta"].get("content") or ""
+        for e in sse_events(post(urls[era], body).text)
+        if e["choices"]
+    )
+    assert json.loads(text) == {"city": MESSAGE}
+    shapeless = post(urls[era], {**CHAT, "response_format": {"type": "json", "value": {}}})
+    assert shapeless.status_code == 422
+    assert shapeless.json() == {
+        "error": "Input validation error: grammar is not valid: Grammar must have a "
+        "'properties' field",
+        "error_type": "validation",
+    }
 
 
 # --- TGI before 3.2.0 ---------------------------------------------------------------

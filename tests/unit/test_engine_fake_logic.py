@@ -14,6 +14,7 @@ from emd.local.containers.tgi import TgiContainer
 from emd.local.containers.tgi_stream import TgiStream
 from emd.local.containers.vllm_request import ChatCompletionRequest, plan
 from emd.local.containers.whisperx import to_srt, to_vtt, transcript_text
+from emd_proxy.engines.tgi import JSON_OBJECT_REGEX
 
 TOOL = {
     "type": "function",
@@ -152,6 +153,97 @@ def test_tgi_tool_choice_must_name_a_tool() -> None:
     assert TgiContainer().generate({"messages": HI, "tools": [TOOL], "tool_choice": "x"}) == (
         "Tool with name x not found"
     )
+
+
+SCHEMA = TOOL["function"]["parameters"]
+OPENAI_SCHEMA = {"type": "json_schema", "json_schema": {"name": "W", "schema": SCHEMA}}
+
+
+def tgi_reads(container: TgiContainer, **body: object) -> bool:
+    """Whether the body deserializes as TGI's ChatRequest (or another request type)."""
+    full = {"messages": HI, **body}
+    return container.deserialize_error(json.dumps(full).encode(), full) is None
+
+
+@pytest.mark.parametrize("era", ["3.2", "legacy"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"response_format": OPENAI_SCHEMA},  # GrammarType has no `json_schema` key
+        {"response_format": {"type": "json_object"}},  # a variant without its `value`
+        {"response_format": {"type": "text"}},
+        {"response_format": {"type": "regex", "value": 1}},
+        {"stop": "END"},  # Option<Vec<String>>
+        {"logit_bias": {"50256": -100}},  # Option<Vec<f32>>
+        {"logit_bias": {}},
+        {"stream": None},  # bool with a default, not an Option
+    ],
+)
+def test_tgi_rejects_what_its_serde_cannot_read(era: str, body: dict) -> None:
+    assert not tgi_reads(TgiContainer(tool_format=era), **body)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"response_format": {"type": "json", "value": SCHEMA, "ignored": 1}},
+        {"response_format": {"type": "json_object", "value": json.dumps(SCHEMA)}},
+        {"response_format": {"type": "regex", "value": "(yes|no)"}},
+        {"stop": ["END"], "logit_bias": [0.5]},
+    ],
+)
+def test_tgi_reads_its_own_shapes_in_every_era(body: dict) -> None:
+    for era in ("3.2", "legacy"):
+        assert tgi_reads(TgiContainer(tool_format=era), **body)  # type: ignore[arg-type]
+
+
+def test_tgis_json_schema_grammar_exists_from_3_3_only() -> None:
+    grammar = {"type": "json_schema", "value": {"name": "W", "schema": SCHEMA}}
+    assert tgi_reads(TgiContainer(), response_format=grammar)  # 3.3.6
+    assert not tgi_reads(TgiContainer(version="3.2.3"), response_format=grammar)
+    assert not tgi_reads(TgiContainer(tool_format="legacy"), response_format=grammar)
+    missing_schema = {"type": "json_schema", "value": {"name": "W"}}
+    assert not tgi_reads(TgiContainer(), response_format=missing_schema)
+
+
+@pytest.mark.parametrize(
+    ("grammar", "error"),
+    [
+        ({"type": "json", "value": {"type": "object"}}, "Grammar must have a 'properties' field"),
+        ({"type": "json", "value": 3}, "grammar is not supported"),
+        ({"type": "json", "value": SCHEMA}, None),
+        ({"type": "regex", "value": "(yes|no)"}, None),
+    ],
+)
+def test_tgi_grammar_validation(grammar: dict, error: str | None) -> None:
+    problem = TgiContainer().validation_error({"messages": HI, "response_format": grammar}, 4)
+    assert problem is None if error is None else error in str(problem)
+
+
+def tgi_text(**body: object) -> str:
+    container = TgiContainer()
+    answer = container.generate({"messages": HI, **body})
+    assert not isinstance(answer, str)
+    return container.completion(answer)["choices"][0]["message"]["content"]
+
+
+def test_tgi_answers_under_its_grammar() -> None:
+    assert json.loads(tgi_text(response_format={"type": "json", "value": SCHEMA})) == {
+        "city": "The weather in Paris"
+    }
+    as_string = {"type": "json", "value": json.dumps(SCHEMA)}
+    assert json.loads(tgi_text(response_format=as_string)) == {"city": "The weather in Paris"}
+    named = {"type": "json_schema", "value": {"name": "W", "schema": SCHEMA}}
+    assert json.loads(tgi_text(response_format=named)) == {"city": "The weather in Paris"}
+    any_object = {"type": "regex", "value": JSON_OBJECT_REGEX}
+    assert json.loads(tgi_text(response_format=any_object)) == {"echo": "The weather in Paris"}
+    prose = {"type": "regex", "value": "The weather in [A-Z][a-z]+"}
+    assert tgi_text(response_format=prose) == "The weather in Paris"
+
+
+def test_tgi_grammar_and_tools_are_mutually_exclusive() -> None:
+    body = {"messages": HI, "tools": [TOOL], "response_format": {"type": "json", "value": SCHEMA}}
+    assert TgiContainer().generate(body) == "Grammar and tools are mutually exclusive"
 
 
 def test_lmi_error_body_is_gson() -> None:

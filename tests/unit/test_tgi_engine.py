@@ -5,15 +5,18 @@ closing brace, and the pre-3.2 raw-token tool calls), fed TGI-shaped chunks dire
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Any, Literal
 
 import pytest
 
+from emd.local.containers.tgi import TgiContainer
 from emd_proxy.chunks import ChunkNormalizer
-from emd_proxy.engines.tgi import TgiEngine, TgiStreamFixer
+from emd_proxy.engines.tgi import JSON_OBJECT_REGEX, TgiEngine, TgiStreamFixer
 from emd_proxy.errors import InvalidRequestError
 from emd_proxy.registry import RegistryEntry
 from emd_proxy.schemas.chat import ChatCompletionRequest
+from emd_proxy.schemas.completions import CompletionRequest
 
 ENTRY = RegistryEntry(
     id="Mistral-7B/dev",
@@ -215,3 +218,118 @@ def test_the_end_of_sequence_text_on_the_last_chunk_is_dropped() -> None:
 def test_top_p_of_one_is_left_out_for_tgi() -> None:
     assert "top_p" not in payload(top_p=1.0)
     assert payload(top_p=0.9)["top_p"] == 0.9
+
+
+# --- fields TGI's serde cannot read (router/src/lib.rs) --------------------------------
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}},
+    "required": ["city"],
+}
+JSON_SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {"name": "W", "schema": SCHEMA, "strict": True},
+}
+
+
+def completion_payload(**body: Any) -> dict[str, Any]:
+    completion = CompletionRequest.model_validate({"model": ENTRY.id, "prompt": "hi", **body})
+    return json.loads(engine.completion_call(completion, ENTRY).body)
+
+
+def test_json_schema_becomes_tgis_json_grammar() -> None:
+    assert payload(response_format=JSON_SCHEMA)["response_format"] == {
+        "type": "json",
+        "value": SCHEMA,
+    }
+
+
+def test_json_object_becomes_the_regex_outlines_builds_for_any_object() -> None:
+    grammar = payload(response_format={"type": "json_object"})["response_format"]
+    assert grammar == {"type": "regex", "value": JSON_OBJECT_REGEX}
+    accepted = ['{"echo": "hi"}', "{}", '{"a":[1,2.5,{"b":null}],"c":{"d":[true,"x"]}}']
+    for text in accepted:
+        assert re.fullmatch(JSON_OBJECT_REGEX, text), text
+    for text in ["[1]", '"hi"', '{"a": 1,}', '{"a":{"b":{"c":{}}}}']:  # the last: depth 3
+        assert not re.fullmatch(JSON_OBJECT_REGEX, text), text
+
+
+def test_text_response_format_is_left_out() -> None:
+    assert "response_format" not in payload(response_format={"type": "text"})
+
+
+@pytest.mark.parametrize(
+    ("response_format", "param"),
+    [
+        (
+            {"type": "json_schema", "json_schema": {"name": "W"}},
+            "response_format.json_schema.schema",
+        ),
+        (
+            {"type": "json_schema", "json_schema": {"name": "L", "schema": {"type": "array"}}},
+            "response_format.json_schema.schema",
+        ),
+        ({"type": "grammar", "grammar": "root ::= x"}, "response_format.type"),
+    ],
+)
+def test_response_formats_tgi_cannot_take_are_refused(
+    response_format: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        payload(response_format=response_format)
+    assert info.value.param == param
+
+
+def test_response_format_with_tools_is_refused_as_tgi_does() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": SCHEMA}}
+    with pytest.raises(InvalidRequestError) as info:
+        payload(response_format=JSON_SCHEMA, tools=[tool])
+    assert info.value.param == "response_format"
+
+
+def test_tgis_own_grammar_passes_unchanged() -> None:
+    grammar = {"type": "regex", "value": "(yes|no)"}
+    assert payload(response_format=grammar)["response_format"] == grammar
+
+
+def test_a_string_stop_becomes_a_list() -> None:
+    assert payload(stop="END")["stop"] == ["END"]
+    assert payload(stop=["a", "b"])["stop"] == ["a", "b"]
+    assert completion_payload(stop="END")["stop"] == ["END"]
+
+
+def test_logit_bias_is_refused_unless_empty() -> None:
+    for build in (payload, completion_payload):
+        with pytest.raises(InvalidRequestError) as info:
+            build(logit_bias={"50256": -100})
+        assert info.value.param == "logit_bias"
+        assert "logit_bias" not in build(logit_bias={})
+
+
+def test_completions_take_no_response_format() -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        completion_payload(response_format={"type": "json_object"})
+    assert info.value.param == "response_format"
+
+
+@pytest.mark.parametrize("era", ["3.2", "legacy"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"response_format": JSON_SCHEMA},
+        {"response_format": {"type": "json_object"}},
+        {"stop": "END"},
+        {"logit_bias": {}},
+    ],
+)
+def test_what_the_adapter_sends_deserializes_on_the_tgi_fakes(
+    era: Literal["3.2", "legacy"], extra: dict[str, Any]
+) -> None:
+    """The OpenAI body does not deserialize as TGI's ChatRequest; the translated does."""
+    container = TgiContainer(tool_format=era)
+    openai_body = {"messages": [{"role": "user", "content": "hi"}], **extra}
+    assert container.deserialize_error(json.dumps(openai_body).encode(), openai_body) is not None
+    sent = payload(**extra)
+    assert container.deserialize_error(json.dumps(sent).encode(), sent) is None
+    assert container.validation_error(sent, 1) is None

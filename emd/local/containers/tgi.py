@@ -18,8 +18,19 @@ events). Quirks kept (stream details in tgi_stream.py):
   "length", "stop_sequence"; a tool call finishes "stop", never "tool_calls";
 - stop sequences stop only at token boundaries and stay in the text;
 - only `max_tokens` limits the answer (`max_completion_tokens` is not a TGI field);
-  `n`, `parallel_tool_calls` and `logit_bias` values are ignored (one choice, one call)
-  but before 3.2 `logit_bias` had to be a list, so OpenAI's object is rejected;
+  `n`, `parallel_tool_calls` and `logit_bias` values are ignored (one choice, one call),
+  but `logit_bias` is `Option<Vec<f32>>` (every version), so OpenAI's map does not
+  deserialize, nor does a string `stop` (`Option<Vec<String>>`) or `stream: null`;
+- `response_format` is `GrammarType`, adjacently tagged `{"type", "value"}`: `json`
+  (alias `json_object`) with a schema (an object, or a string of one), `regex` with a
+  string and, from 3.3.0, `json_schema` with `{"name"?, "schema"}`. OpenAI's shapes
+  (`{"type": "json_schema", "json_schema": ...}`, `{"type": "json_object"}`) lack
+  `value` and do not deserialize; a schema without `properties` is a validation error
+  ("grammar is not valid: Grammar must have a 'properties' field"), as is a `json`
+  value that is neither object nor string ("grammar is not supported"). The answer
+  follows the grammar: the echo model fills the schema (echo_model.json_answer); for a
+  regex it answers the first of its JSON object or its prose that matches (Python's
+  `re`), else the request fails, a limit of this fake;
 - tool calls: id "0", `function.description: null`; `arguments` a JSON string from
   3.2.0, an object before; non-stream `tool_calls` is a list in both eras;
 - errors: a body that matches no request type is a 422 in text/plain (axum's Json
@@ -34,6 +45,7 @@ TGI has no reasoning field. A body that is no chat request but a completion requ
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Literal
 
@@ -47,8 +59,9 @@ from .tgi_stream import TgiAnswer, TgiStream, Tok
 
 ToolFormat = Literal["3.2", "legacy"]
 _CHUNK_TYPES = ("text", "image_url")
-# GrammarType's variants (`json_object` is an alias of `json`).
-_GRAMMARS = ("json", "json_object", "json_schema", "regex")
+# GrammarType's variants (`json_object` is an alias of `json`); `json_schema` from 3.3.0.
+_GRAMMARS = ("json", "json_object", "regex")
+_GRAMMARS_33 = (*_GRAMMARS, "json_schema")
 
 
 def _is_number(value: Any, *, unsigned: bool = False, integer: bool = False) -> bool:
@@ -76,6 +89,37 @@ def _strings(value: Any) -> bool:
 def _tool_ok(tool: Any) -> bool:
     function = tool.get("function") if isinstance(tool, dict) else None
     return isinstance(function, dict) and isinstance(function.get("name"), str)
+
+
+def _grammar_ok(fmt: Any, kinds: tuple[str, ...]) -> bool:
+    """Whether serde reads `fmt` as a `GrammarType` (`tag = "type", content = "value"`;
+    other keys are ignored, a missing `value` fails)."""
+    if not isinstance(fmt, dict) or fmt.get("type") not in kinds or "value" not in fmt:
+        return False
+    value = fmt["value"]
+    if fmt["type"] == "regex":
+        return isinstance(value, str)
+    if fmt["type"] == "json_schema":  # JsonSchemaConfig {name: Option<String>, schema}
+        return (
+            isinstance(value, dict)
+            and "schema" in value
+            and (value.get("name") is None or isinstance(value["name"], str))
+        )
+    return True  # serde_json::Value
+
+
+def grammar_schema(fmt: dict[str, Any]) -> Any:
+    """The JSON schema of a `json` / `json_schema` grammar (a `json` string is parsed
+    again, as validation.rs does); None if it is no JSON."""
+    value = fmt["value"]
+    if fmt["type"] == "json_schema":
+        return value["schema"]
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
 
 
 def _tool_choice(value: Any) -> str | None:
@@ -107,6 +151,8 @@ class TgiContainer(FakeChatContainer):
         # `{version}-{docker_label or "native"}`; the DLC's docker label is unknown.
         self.fingerprint = f"{version}-native"
         self.max_total_tokens = max_total_tokens
+        major_minor = tuple(int(p) for p in version.split(".")[:2])
+        self.grammars = _GRAMMARS_33 if major_minor >= (3, 3) else _GRAMMARS
 
     # --- request checks, in the order TGI makes them ---------------------------------
 
@@ -137,27 +183,20 @@ class TgiContainer(FakeChatContainer):
         floats = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
         if any(body.get(k) is not None and not _is_number(body[k]) for k in floats):
             return False
-        if any(
-            body.get(k) is not None and not isinstance(body[k], bool)
-            for k in ("stream", "logprobs")
-        ):
+        if "stream" in body and not isinstance(body["stream"], bool):
+            return False  # `stream: bool` with a default: null does not deserialize
+        if body.get("logprobs") is not None and not isinstance(body["logprobs"], bool):
             return False
         stop, tools, fmt = body.get("stop"), body.get("tools"), body.get("response_format")
-        if stop is not None and not isinstance(stop, str) and not _strings(stop):
-            return False
+        if stop is not None and not _strings(stop):
+            return False  # `Option<Vec<String>>`: a string does not deserialize
         if tools is not None and not (isinstance(tools, list) and all(_tool_ok(t) for t in tools)):
             return False
-        if (
-            fmt is not None
-            and (fmt.get("type") if isinstance(fmt, dict) else None) not in _GRAMMARS
-        ):
+        if fmt is not None and not _grammar_ok(fmt, self.grammars):
             return False
-        if (
-            self.legacy
-            and body.get("logit_bias") is not None
-            and not isinstance(body["logit_bias"], list)
-        ):
-            return False  # `logit_bias: Option<Vec<f32>>` before 3.2
+        bias = body.get("logit_bias")
+        if bias is not None and not (isinstance(bias, list) and all(_is_number(b) for b in bias)):
+            return False  # `logit_bias: Option<Vec<f32>>` (unused)
         return _tool_choice(body.get("tool_choice")) is not None
 
     def validation_error(self, body: dict[str, Any], prompt_tokens: int) -> str | None:
@@ -181,6 +220,20 @@ class TgiContainer(FakeChatContainer):
                 f"`inputs` tokens + `max_new_tokens` must be <= {self.max_total_tokens}. "
                 f"Given: {prompt_tokens} `inputs` tokens and {max_new} `max_new_tokens`"
             )
+        return self.grammar_error(body.get("response_format"))
+
+    @staticmethod
+    def grammar_error(fmt: dict[str, Any] | None) -> str | None:
+        """validation.rs on a grammar (after the other checks)."""
+        if fmt is None or fmt["type"] == "regex":
+            return None
+        if fmt["type"] != "json_schema" and not isinstance(fmt["value"], (dict, str)):
+            return "grammar is not supported"
+        schema = grammar_schema(fmt)
+        if not isinstance(schema, dict):
+            return "grammar is not valid: the schema is not a JSON object"
+        if "properties" not in schema:
+            return "grammar is not valid: Grammar must have a 'properties' field"
         return None
 
     @staticmethod
@@ -198,6 +251,8 @@ class TgiContainer(FakeChatContainer):
         names = [t["function"]["name"] for t in tools]
         if tools and choice not in ("auto", "none", "required") and choice not in names:
             return f"Tool with name {choice} not found"
+        if body.get("response_format") is not None and body.get("tools") is not None:
+            return "Grammar and tools are mutually exclusive"
         text = model.message_text(model.last_user(messages).get("content"))
         calling = bool(tools) and choice != "none"
         if calling and choice == "auto" and model.tool_results(messages) is not None:
@@ -215,10 +270,28 @@ class TgiContainer(FakeChatContainer):
             )
             toks = [Tok(p) for p in model.json_pieces(grammar_json)]
             return TgiAnswer([*toks, Tok(model.EOS_TEXT, True)], "stop", True, **common)
-        answer = model.json_answer(body.get("response_format"), model.user_text(messages))
-        words = model.tokens(answer if answer is not None else model.prose(messages))
+        words = model.tokens(self._answer_text(body))
         toks, finish = self._stopping(words, self.stops(body), body.get("max_tokens"))
         return TgiAnswer(toks, finish, False, **common)
+
+    @staticmethod
+    def _answer_text(body: dict[str, Any]) -> str:
+        """The answer's text under the request's grammar, if any."""
+        messages, fmt = body["messages"], body.get("response_format")
+        text = model.user_text(messages)
+        if fmt is None:
+            return model.prose(messages)
+        if fmt["type"] != "regex":
+            schema = grammar_schema(fmt)
+            return model.json_answer({"type": "json", "value": schema}, text) or ""
+        # A control character or backslash would need an escape the object regex of
+        # outlines-core does not allow: the model would write another character.
+        plain = re.sub(r"[\x00-\x1f\x7f-\x9f\\]", " ", text)
+        candidates = [json.dumps({"echo": plain}, ensure_ascii=False), model.prose(messages)]
+        for candidate in candidates:
+            if re.fullmatch(fmt["value"], candidate):
+                return candidate
+        raise ValueError("the echo fake cannot write an answer matching this regex grammar")
 
     @staticmethod
     def _stopping(words: list[str], stops: list[str], max_new: int | None) -> tuple[list[Tok], str]:
@@ -281,7 +354,10 @@ class TgiContainer(FakeChatContainer):
             return rejected
         if not self._fields_ok(body):
             return await self.complete(body)
-        generated = self.generate(body)
+        try:
+            generated = self.generate(body)
+        except ValueError as exc:  # a regex this fake cannot satisfy
+            return JSONResponse({"error": str(exc), "error_type": "fake"}, status_code=500)
         if isinstance(generated, str):
             error = {"error": f"Tool error: {generated}", "error_type": "tool_error"}
             return JSONResponse(error, status_code=422)

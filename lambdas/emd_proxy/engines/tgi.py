@@ -11,6 +11,14 @@ What TGI does differently, and what is repaired here:
 - 3.2+: a tool stream's first delta has `id: "0"`, the name and `"{"`; the last
   fragment lacks the closing brace; no chunk ever has a finish_reason.
 - `top_p: 1` (no filtering, but refused by TGI) is left out.
+- Fields TGI's serde cannot read (router/src/lib.rs, 2.4 to 3.3.7): `stop` is
+  `Vec<String>` (a string becomes a list); `logit_bias` is an unused `Vec<f32>` on chat
+  and absent on completions (an OpenAI map is refused unless empty);
+  `response_format` is TGI's adjacently tagged `GrammarType` `{"type", "value"}`:
+  OpenAI's json_schema becomes `{"type": "json", "value": schema}` (3.3's own
+  `json_schema` variant is not in the older versions), `json_object` (no schema, and
+  TGI wants one with `properties`) becomes the `regex` grammar outlines-core builds for
+  `{"type": "object"}`, `text` is left out. Completions take no grammar: refused.
 - Completions streams end with the end-of-sequence token's text (`</s>`) on the
   `eos_token` chunk: dropped.
 - Before 3.2: tool calls stream as raw tokens of `{"function": {"_name": ..., args}}`
@@ -46,6 +54,9 @@ class TgiEngine(ChatEngine):
             {**m, "role": "system"} if m.get("role") == "developer" else m for m in body["messages"]
         ]
         _drop_neutral_top_p(body)
+        _stop_list(body)
+        _refuse_logit_bias(body, entry)
+        _grammar(body, entry)
         if "max_completion_tokens" in body:
             limit = body.pop("max_completion_tokens")
             body.setdefault("max_tokens", limit)
@@ -60,6 +71,15 @@ class TgiEngine(ChatEngine):
                 param="n",
             )
         _drop_neutral_top_p(body)
+        _stop_list(body)
+        _refuse_logit_bias(body, entry)
+        if body.get("response_format") is not None:
+            raise InvalidRequestError(
+                f"The model `{entry.id}` (TGI) takes no `response_format` on completions; "
+                "use chat completions for structured output.",
+                param="response_format",
+            )
+        body.pop("response_format", None)
         prompt = body["prompt"]
         if isinstance(prompt, list) and not all(isinstance(p, str) for p in prompt):
             raise InvalidRequestError(
@@ -201,6 +221,91 @@ def _drop_neutral_top_p(body: dict[str, Any]) -> None:
     filtering", the same as leaving it out; LangChain sends it by default."""
     if body.get("top_p") == 1:
         del body["top_p"]
+
+
+def _stop_list(body: dict[str, Any]) -> None:
+    """TGI's `stop` is `Option<Vec<String>>`: a string does not deserialize."""
+    if isinstance(body.get("stop"), str):
+        body["stop"] = [body["stop"]]
+
+
+def _refuse_logit_bias(body: dict[str, Any], entry: RegistryEntry) -> None:
+    """TGI's chat `logit_bias` is an unused `Vec<f32>` (OpenAI's map does not
+    deserialize) and completions have none (ignored): an empty map is the same as none,
+    any other bias cannot be applied."""
+    if body.get("logit_bias"):
+        raise InvalidRequestError(
+            f"The model `{entry.id}` (TGI) does not support `logit_bias`.", param="logit_bias"
+        )
+    body.pop("logit_bias", None)
+
+
+def _grammar(body: dict[str, Any], entry: RegistryEntry) -> None:
+    """OpenAI's `response_format` as TGI's `GrammarType` (`{"type", "value"}`)."""
+    fmt = body.get("response_format")
+    if fmt is None:
+        body.pop("response_format", None)
+        return
+    kind = fmt.get("type")
+    if kind == "text":
+        del body["response_format"]
+        return
+    if body.get("tools"):
+        # TGI: 422 "Grammar and tools are mutually exclusive".
+        raise InvalidRequestError(
+            f"The model `{entry.id}` (TGI) cannot combine `response_format` with `tools`.",
+            param="response_format",
+        )
+    if kind == "json_object":
+        body["response_format"] = {"type": "regex", "value": JSON_OBJECT_REGEX}
+    elif kind == "json_schema":
+        spec = fmt.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+            # TGI: "grammar is not valid: Grammar must have a 'properties' field".
+            raise InvalidRequestError(
+                f"The model `{entry.id}` (TGI) needs a JSON schema object with "
+                "`properties` at its top level.",
+                param="response_format.json_schema.schema",
+            )
+        body["response_format"] = {"type": "json", "value": schema}
+    elif kind in ("json", "regex") and "value" in fmt:
+        pass  # already TGI's own grammar
+    else:
+        raise InvalidRequestError(
+            f"The model `{entry.id}` (TGI) supports response_format types text, "
+            f"json_object and json_schema, not {kind!r}.",
+            param="response_format.type",
+        )
+
+
+def _object_regex(depth: int) -> str:
+    """outlines-core's `parse_object_type` for an object without properties (any keys,
+    values of any type nested `depth` more levels); src/json_schema/parsing.rs at
+    ba10c619, the revision TGI 3.x pins."""
+    value = "(" + "|".join([_STRING, _NUMBER, _BOOLEAN, "null", *_nested(depth)]) + ")"
+    pair = f"{_STRING}{_WS}:{_WS}{value}"
+    return rf"\{{{_WS}({pair}({_WS},{_WS}{pair}){{0,}})?{_WS}\}}"
+
+
+def _array_regex(depth: int) -> str:
+    """outlines-core's `parse_array_type` for an array without `items`."""
+    item = "|".join([_BOOLEAN, "null", _NUMBER, _INTEGER, _STRING, *_nested(depth)])
+    return rf"\[{_WS}(({item})(,{_WS}({item})){{0,}})?{_WS}\]"
+
+
+def _nested(depth: int) -> list[str]:
+    return [_object_regex(depth - 1), _array_regex(depth - 1)] if depth > 0 else []
+
+
+# outlines-core src/json_schema/types.rs (TGI passes no whitespace pattern).
+_WS = r"[ ]?"
+_STRING = r'"([^"\\\x00-\x1F\x7F-\x9F]|\\["\\])*"'
+_INTEGER = r"(-)?(0|[1-9][0-9]*)"
+_NUMBER = r"((-)?(0|[1-9][0-9]*))(\.[0-9]+)?([eE][+-][0-9]+)?"
+_BOOLEAN = r"(true|false)"
+# What outlines-core compiles `{"type": "object"}` to (depth 2, its default).
+JSON_OBJECT_REGEX = _object_regex(2)
 
 
 def _needs_closing_brace(arguments: str) -> bool:
