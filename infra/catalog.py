@@ -310,6 +310,7 @@ _MODELS: list[CatalogModel] = [
         max_model_len=8192,
         default_instance_type="ml.g5.xlarge",
         instance_types=_TEI_INSTANCES,
+        features=Features(matryoshka=False, token_ids=False),
         inference_ami_version=AMI_CUDA_12,
         startup_health_check_timeout=900,
         invocations_per_instance_target=1000,

@@ -65,7 +65,13 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec("embeddings", _post("/v1/embeddings"), "embeddings", "embeddings", "short"),
     FamilySpec("rerank", _post("/v1/rerank", "/v2/rerank", "/rerank"), "rerank", "rerank", "short"),
     FamilySpec("invocations", _post("/v1/invocations"), "invocations", "invocations", "long"),
-    FamilySpec("audio", _post("/v1/audio/transcriptions"), "audio", "audio", "long"),
+    FamilySpec(
+        "audio",
+        _post("/v1/audio/transcriptions", "/v1/audio/translations"),
+        "audio",
+        "audio",
+        "long",
+    ),
 )
 BY_NAME = {spec.name: spec for spec in FAMILIES}
 # Every family but MODELS, in table order (what a process serves when EMD_FAMILIES is

@@ -22,11 +22,27 @@ Engine = Literal["vllm", "tgi", "lmi", "tei", "whisperx", "hf_asr"]
 
 
 class Features(BaseModel):
+    """What a model can do. Besides the declared flags, the catalog may set flags of
+    one family as extra fields (shown in /v1/models as they are); a flag left out is
+    false. Embeddings:
+    - `matryoshka`: trained for shortened vectors (Matryoshka Representation
+      Learning), so `dimensions` is allowed. Without it `dimensions` is a 400, as vLLM
+      answers: cutting the vectors of any other model silently ruins them.
+    - `token_ids`: takes `input` as token ids, which the engine reads with the model's
+      own tokenizer. Off unless set: OpenAI-style clients send ids of OpenAI's
+      tiktoken vocabulary (LangChain's OpenAIEmbeddings does by default), which any
+      other model would embed as the wrong tokens."""
+
     model_config = ConfigDict(extra="allow")
 
     tools: bool = False
     vision: bool = False
     reasoning: bool = False
+
+    def flag(self, name: str) -> bool:
+        """An extra flag set by the catalog (`matryoshka`, `token_ids`); false when
+        absent."""
+        return (self.model_extra or {}).get(name) is True
 
 
 class RegistryEntry(BaseModel):

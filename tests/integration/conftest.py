@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from emd.local.gateway import LocalGateway, start_local_gateway
-from emd_proxy.registry import RegistryEntry
+from emd_proxy.registry import Features, RegistryEntry
 from emd_proxy.settings import Settings
 
 KEY = "sk-test-default"
@@ -27,6 +27,10 @@ CHAT_ENGINES = [ECHO, TGI, TGI_LEGACY, LMI]
 WHISPER = "whisper-tiny.en/local"
 GHOST = "ghost/local"  # registered, but no endpoint exists behind it
 RAW = "echo-raw/local"  # the echo endpoint, reachable through /v1/invocations
+# A Whisper model deployed to translate (on WhisperX: WHISPERX_TASK=translate, fixed at
+# launch), served here by the tiny.en container: its English speech sample translates
+# to the same English words, so this exercises the gateway's translation path.
+TRANSLATOR = "whisper-translate/local"
 # SageMaker's InvokeEndpoint limit is 60 s; the slow-container test scales it down
 # with `short_invoke_limit`.
 INVOKE_TIMEOUT = 30.0
@@ -50,13 +54,22 @@ def gateway() -> Iterator[LocalGateway]:
         engine="vllm",
         families=["invocations"],
     )
+    translator = RegistryEntry(
+        id=TRANSLATOR,
+        model="whisper-translate",
+        tag="local",
+        endpoint="emd-whisper-tiny-en-local",
+        engine="whisperx",
+        families=["audio"],
+        features=Features(translate=True),  # type: ignore[call-arg]
+    )
     gw = start_local_gateway(
         [ECHO, SMOL, E5, WHISPER, TGI, TGI_LEGACY, LMI],
         keys=KEYS,
         # No upstream retries here, so one injected fault is one client-visible error.
         settings=Settings(upstream_max_attempts=1, max_body_bytes=1024 * 1024),
         invoke_timeout=INVOKE_TIMEOUT,
-        extra_entries=[ghost, raw],
+        extra_entries=[ghost, raw, translator],
     )
     yield gw
     gw.stop()

@@ -297,7 +297,9 @@ def test_models_list_shows_families_and_local_rerank_note(client: openai.OpenAI)
     assert e5["apis"] == [
         "/v1/embeddings", "/v1/rerank", "/v2/rerank", "/rerank", "/v1/invocations"
     ]  # fmt: skip
-    assert cards[WHISPER].model_extra["emd"]["apis"] == ["/v1/audio/transcriptions"]  # type: ignore[index]
+    assert cards[WHISPER].model_extra["emd"]["apis"] == [  # type: ignore[index]
+        "/v1/audio/transcriptions", "/v1/audio/translations"
+    ]  # fmt: skip
     chat = cards[ECHO].model_extra["emd"]["apis"]  # type: ignore[index]
     for path in ("/v1/chat/completions", "/v1/messages", "/v1/completions", "/v1/responses"):
         assert path in chat

@@ -42,6 +42,7 @@ OPERATIONS = [
     ("POST", "/v1/rerank"),
     ("POST", "/v1/invocations"),
     ("POST", "/v1/audio/transcriptions"),
+    ("POST", "/v1/audio/translations"),
 ]
 # Where the model answers instantly (echo), half the generated bodies get a real model
 # id, so generation reaches the engines and not only the 404 of an unknown model.

@@ -23,7 +23,8 @@ class EmbeddingsAdapter:
     max_batch: int = 32
     accepts_token_ids: bool = True
     # Whether the engine itself can shorten vectors (`dimensions`); otherwise the
-    # proxy truncates and renormalises.
+    # proxy truncates and renormalises. Either way only for models the catalog flags
+    # `matryoshka` (routes/embeddings.py).
     native_dimensions: bool = False
 
     def build(
@@ -67,10 +68,24 @@ class Transcript:
 
 class TranscriptionAdapter:
     response_formats: frozenset[str] = frozenset({"json", "text", "srt", "vtt", "verbose_json"})
+    # What a streamed transcription asks the container for: the engines here answer
+    # whole, so the route renders the answer as delta events, one per segment when the
+    # format has segments (verbose_json), else one for the whole text.
+    stream_format: str = "json"
+    # Why this engine cannot translate to English (/v1/audio/translations), or None
+    # when it can (a model must also be deployed for it: registry feature `translate`).
+    translation_refusal: str | None = "it cannot be asked to translate"
 
     def build(
         self, entry: RegistryEntry, audio: AudioFile, fields: list[tuple[str, str]]
     ) -> UpstreamCall:
+        raise NotImplementedError
+
+    def build_translation(
+        self, entry: RegistryEntry, audio: AudioFile, fields: list[tuple[str, str]]
+    ) -> UpstreamCall:
+        """The container call of a translation (to English); the route has checked
+        that the model translates."""
         raise NotImplementedError
 
     def parse(self, body: bytes, content_type: str, response_format: str) -> Transcript:

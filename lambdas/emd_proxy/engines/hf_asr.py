@@ -45,6 +45,10 @@ def audio_format(audio: AudioFile) -> str:
 
 class HfAsrTranscription(TranscriptionAdapter):
     response_formats = frozenset({"json", "text"})
+    translation_refusal = (
+        "the Hugging Face inference toolkit takes the raw audio with no parameters, so "
+        "it cannot be asked to translate"
+    )
 
     def build(
         self, entry: RegistryEntry, audio: AudioFile, fields: list[tuple[str, str]]

@@ -40,6 +40,8 @@ class VllmEngine(ChatEngine):
 class VllmEmbeddings(EmbeddingsAdapter):
     max_batch = 256
     accepts_token_ids = True
+    # vLLM shortens natively and itself refuses `dimensions` for a model whose config
+    # is not Matryoshka (is_matryoshka / matryoshka_dimensions; vllm/pooling_params.py).
     native_dimensions = True
 
     def build(
@@ -86,3 +88,12 @@ class VllmTranscription(TranscriptionAdapter):
         self, entry: RegistryEntry, audio: AudioFile, fields: list[tuple[str, str]]
     ) -> UpstreamCall:
         return multipart_call(audio, fields, "route=/v1/audio/transcriptions")
+
+    # vLLM serves OpenAI's /v1/audio/translations for Whisper models; the DLC's
+    # CustomAttributes route reaches it as it reaches transcriptions.
+    translation_refusal = None
+
+    def build_translation(
+        self, entry: RegistryEntry, audio: AudioFile, fields: list[tuple[str, str]]
+    ) -> UpstreamCall:
+        return multipart_call(audio, fields, "route=/v1/audio/translations")

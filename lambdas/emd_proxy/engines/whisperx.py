@@ -1,6 +1,7 @@
 """AWS WhisperX DLC (whisperx:3.8.6-cu128-amzn2023-sagemaker): /invocations takes the
 same multipart form as OpenAI's /v1/audio/transcriptions and answers in the asked
-response_format. Source: notes/containers.md section 5."""
+response_format. Source: notes/containers.md section 5. The task (transcribe or
+translate) is the container's launch setting WHISPERX_TASK, not a request field."""
 
 from __future__ import annotations
 
@@ -15,9 +16,24 @@ from .multipart import multipart_call
 
 
 class WhisperxTranscription(TranscriptionAdapter):
+    # Its segments become one delta event each.
+    stream_format = "verbose_json"
+    # The DLC has no per-request task: WHISPERX_TASK (transcribe | translate) is fixed
+    # when the container starts (aws/deep-learning-containers@e0ecede,
+    # scripts/docker/whisperx/server.py: "task ... fixed at container launch"). An
+    # endpoint started with WHISPERX_TASK=translate translates every request, and its
+    # registry entry says so (feature `translate`).
+    translation_refusal = None
+
     def build(
         self, entry: RegistryEntry, audio: AudioFile, fields: list[tuple[str, str]]
     ) -> UpstreamCall:
+        return multipart_call(audio, fields)
+
+    def build_translation(
+        self, entry: RegistryEntry, audio: AudioFile, fields: list[tuple[str, str]]
+    ) -> UpstreamCall:
+        # The same form: the endpoint's launch task does the translating.
         return multipart_call(audio, fields)
 
     def parse(self, body: bytes, content_type: str, response_format: str) -> Transcript:
