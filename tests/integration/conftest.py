@@ -31,6 +31,9 @@ RAW = "echo-raw/local"  # the echo endpoint, reachable through /v1/invocations
 # launch), served here by the tiny.en container: its English speech sample translates
 # to the same English words, so this exercises the gateway's translation path.
 TRANSLATOR = "whisper-translate/local"
+# The e5 endpoint registered as a Matryoshka model (e5 is not one): the TEI contract's
+# native `dimensions` path, which only flagged models may use.
+E5_MATRYOSHKA = "e5-matryoshka/local"
 # SageMaker's InvokeEndpoint limit is 60 s; the slow-container test scales it down
 # with `short_invoke_limit`.
 INVOKE_TIMEOUT = 30.0
@@ -54,6 +57,15 @@ def gateway() -> Iterator[LocalGateway]:
         engine="vllm",
         families=["invocations"],
     )
+    matryoshka = RegistryEntry(
+        id=E5_MATRYOSHKA,
+        model="e5-matryoshka",
+        tag="local",
+        endpoint="emd-multilingual-e5-small-local",
+        engine="tei",
+        families=["embeddings"],
+        features=Features(matryoshka=True),  # type: ignore[call-arg]
+    )
     translator = RegistryEntry(
         id=TRANSLATOR,
         model="whisper-translate",
@@ -69,7 +81,7 @@ def gateway() -> Iterator[LocalGateway]:
         # No upstream retries here, so one injected fault is one client-visible error.
         settings=Settings(upstream_max_attempts=1, max_body_bytes=1024 * 1024),
         invoke_timeout=INVOKE_TIMEOUT,
-        extra_entries=[ghost, raw, translator],
+        extra_entries=[ghost, raw, matryoshka, translator],
     )
     yield gw
     gw.stop()

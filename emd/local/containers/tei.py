@@ -220,8 +220,14 @@ class TeiContainer:
                     f"{json.dumps(list(PROMPTS))}",
                 )
             dim = int(self._model.dim)
-            if request.dimensions is not None and not 1 <= request.dimensions <= dim:
-                raise TeiError("Validation", f"`dimensions` must be between 1 and {dim}")
+            # TEI's own checks and messages (core/src/infer.rs embed_pooled).
+            if request.dimensions == 0:
+                raise TeiError("Validation", "`dimensions` should be positive")
+            if request.dimensions is not None and request.dimensions > dim:
+                raise TeiError(
+                    "Validation",
+                    "`dimensions` should be smaller than the maximum embedding dimension.",
+                )
             truncate = self.auto_truncate if request.truncate is None else request.truncate
             roles = [self._role(raw, request.prompt_name) for raw in request.inputs]
             fitted = [

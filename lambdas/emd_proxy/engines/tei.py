@@ -27,12 +27,21 @@ def _json(body: bytes, what: str) -> Any:
 
 class TeiEmbeddings(EmbeddingsAdapter):
     max_batch = 32
-    accepts_token_ids = True  # TEI's InputType is a string or a list of token ids
+    # TEI's InputType is a string or a list of token ids (router/src/http/types.rs);
+    # ids are decoded with the model's tokenizer and encoded again (core/src/
+    # tokenization.rs), so they must be that tokenizer's ids.
+    accepts_token_ids = True
+    # `dimensions` since TEI 1.8.0 (PR #676, "Support MRL"): keeps the first N values,
+    # then normalises (core/src/infer.rs); N above the model's size is TEI's validation
+    # error. TEI does it for any model: the route allows it only for Matryoshka ones.
+    native_dimensions = True
 
     def build(
         self, inputs: list[str] | list[list[int]], dimensions: int | None, extra: dict[str, Any]
     ) -> UpstreamCall:
         body: dict[str, Any] = {"inputs": inputs}
+        if dimensions is not None:
+            body["dimensions"] = dimensions
         body.update({k: extra[k] for k in _EMBED_EXTRAS if k in extra})
         return UpstreamCall(to_json(body))
 
