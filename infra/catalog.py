@@ -298,7 +298,6 @@ _MODELS: list[CatalogModel] = [
         inference_ami_version=AMI_CUDA_12,
         startup_health_check_timeout=1800,
         invocations_per_instance_target=40,
-        decode_tokens_per_second=20,
     ),
     # Embeddings on TEI (XLM-RoBERTa, 8192 tokens, 1024 dimensions). Not trained for
     # shortened vectors (vLLM's docs use it as the example of a model that refuses
