@@ -116,6 +116,12 @@ class CatalogModel(BaseModel):
     volume_size_gb: int | None = Field(default=None, ge=1, le=512)
     # Target tracking: invocations per instance per minute.
     invocations_per_instance_target: float = Field(gt=0)
+    # Generated tokens per second one request can count on, on the default instance
+    # under load (a floor: GPU memory bandwidth over the weights' size, about halved
+    # for concurrent requests). The proxy answers a non-stream request with one plain
+    # invoke when its max_tokens fits SageMaker's 60 s limit at this speed
+    # (lambdas/emd_proxy/generation.py); None: always stream from the engine.
+    decode_tokens_per_second: float | None = Field(default=None, gt=0)
     # Request defaults the proxy applies (a client's own value wins); empty means the
     # engine's own defaults.
     defaults: dict[str, object] = Field(default_factory=dict)
@@ -186,6 +192,7 @@ _MODELS: list[CatalogModel] = [
         inference_ami_version=AMI_CUDA_13,
         startup_health_check_timeout=1200,
         invocations_per_instance_target=60,
+        decode_tokens_per_second=30,
     ),
     # Mid-size instruct chat model: 14B bf16 (~30 GB) needs one 48 GB GPU (g6e) or
     # four 24 GB GPUs.
@@ -203,6 +210,7 @@ _MODELS: list[CatalogModel] = [
         inference_ami_version=AMI_CUDA_13,
         startup_health_check_timeout=1800,
         invocations_per_instance_target=30,
+        decode_tokens_per_second=15,
     ),
     # Vision-language model: 8B plus the vision tower and image profiling; a 48 GB GPU
     # keeps a 32k context.
@@ -220,6 +228,7 @@ _MODELS: list[CatalogModel] = [
         inference_ami_version=AMI_CUDA_13,
         startup_health_check_timeout=1800,
         invocations_per_instance_target=30,
+        decode_tokens_per_second=25,
     ),
     # Reasoning model (thinks by default; the qwen3 parser returns the thinking as
     # `reasoning_content`). 8B bf16 (~16 GB): a 24 GB GPU leaves too little KV cache
@@ -240,6 +249,7 @@ _MODELS: list[CatalogModel] = [
         inference_ami_version=AMI_CUDA_13,
         startup_health_check_timeout=1800,
         invocations_per_instance_target=20,
+        decode_tokens_per_second=25,
     ),
     # Chat on LMI (DJL serving, async vLLM mode: OPTION_ROLLING_BATCH unset). LMI's own
     # model loading timeout is 1200 s, so the health check waits longer than that.
@@ -269,6 +279,7 @@ _MODELS: list[CatalogModel] = [
         inference_ami_version=AMI_CUDA_13,
         startup_health_check_timeout=1800,
         invocations_per_instance_target=40,
+        decode_tokens_per_second=20,
     ),
     # Chat on TGI (in maintenance upstream, kept for users who standardised on it).
     # Prefill and total token limits are set so the launcher's warm-up fits a 24 GB GPU.
@@ -298,6 +309,7 @@ _MODELS: list[CatalogModel] = [
         inference_ami_version=AMI_CUDA_12,
         startup_health_check_timeout=1800,
         invocations_per_instance_target=40,
+        decode_tokens_per_second=20,
     ),
     # Embeddings on TEI (XLM-RoBERTa, 8192 tokens, 1024 dimensions). Not trained for
     # shortened vectors (vLLM's docs use it as the example of a model that refuses

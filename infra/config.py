@@ -121,6 +121,7 @@ class ModelDeployment:
             families=self.families,
             features=self.catalog.features,
             defaults=dict(self.catalog.defaults),
+            decode_tokens_per_second=self.catalog.decode_tokens_per_second,
             # Fixed, so the same context always renders the same bundle (and asset hash).
             created=0,
             metadata=metadata,

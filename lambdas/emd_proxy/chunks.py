@@ -12,7 +12,12 @@ call's first fragment only, arguments always as JSON-string fragments, and OpenA
 finish reasons; usage is taken out of the stream and sent alone, last.
 `CompletionBuilder` folds normalised chunks into one `chat.completion`, so
 non-streaming requests can stream from the engine too (which lifts SageMaker's 60 s
-InvokeEndpoint limit)."""
+InvokeEndpoint limit). `normalise_answer` applies the same rules to an engine's own
+non-stream `chat.completion`.
+
+Finish reasons are the engine's: vLLM says `stop` for a call of a named tool (as
+OpenAI does) and `abort` for an aborted request, and both reach the client as said.
+Only TGI's own names (`eos_token`, `stop_sequence`) become OpenAI's `stop`."""
 
 from __future__ import annotations
 
@@ -25,17 +30,25 @@ from typing import Any
 # The normalised chunks one upstream part completed.
 Batch = list[dict[str, Any]]
 
-# Engine finish reasons (TGI's generate names among them) -> OpenAI's.
-_FINISH_REASONS = {
-    "stop": "stop",
-    "eos_token": "stop",
-    "stop_sequence": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "function_call",
-    "content_filter": "content_filter",
-    "abort": "stop",
-}
+# TGI's generate names for finish reasons -> OpenAI's; every other reason passes as is.
+_FINISH_REASONS = {"eos_token": "stop", "stop_sequence": "stop"}
+
+
+def finish_reason(reason: Any) -> str:
+    return _FINISH_REASONS.get(str(reason), str(reason))
+
+
+def tool_call(raw: dict[str, Any]) -> dict[str, Any]:
+    """A whole tool call (or a call's first fragment) as OpenAI's: a real id (some
+    engines number calls "0", "1", not unique across a conversation), `type`, a name,
+    and the arguments as a JSON string."""
+    function = dict(raw.get("function") or {})
+    function["arguments"] = arguments_text(function.get("arguments"))
+    function.setdefault("name", "")
+    call_id = raw.get("id")
+    if not isinstance(call_id, str) or len(call_id) < 6:
+        call_id = _call_id()
+    return {**raw, "id": call_id, "type": "function", "function": function}
 
 
 def _call_id() -> str:
@@ -73,20 +86,30 @@ class StreamFixer:
 
 
 class ChunkNormalizer:
-    def __init__(self, model: str, id_prefix: str = "chatcmpl-") -> None:
+    """`continuous_usage`: the client asked for vLLM's `continuous_usage_stats`, so
+    usage stays on every chunk that has it (and is still sent alone, last)."""
+
+    def __init__(
+        self, model: str, id_prefix: str = "chatcmpl-", *, continuous_usage: bool = False
+    ) -> None:
         self.model = model
         self._id_prefix = id_prefix
+        self._continuous_usage = continuous_usage
         self.id: str | None = None
         self.created: int | None = None
+        self.fingerprint: str | None = None
         self.usage: dict[str, Any] | None = None
         self._calls: dict[int, _Calls] = {}
 
     def __call__(self, chunk: dict[str, Any]) -> dict[str, Any]:
         self.id = self.id or chunk.get("id") or f"{self._id_prefix}{uuid.uuid4().hex}"
         self.created = self.created or chunk.get("created") or int(time.time())
+        self.fingerprint = self.fingerprint or chunk.get("system_fingerprint") or None
         chunk["id"], chunk["created"] = self.id, self.created
         chunk["object"] = "chat.completion.chunk"
         chunk["model"] = self.model
+        if self.fingerprint:
+            chunk["system_fingerprint"] = self.fingerprint
         choices = chunk.get("choices")
         if not isinstance(choices, list):
             chunk["choices"] = choices = []
@@ -106,16 +129,18 @@ class ChunkNormalizer:
                 del delta["tool_calls"]  # an empty list is noise to clients
             reason = choice.get("finish_reason")
             if reason is not None:
-                choice["finish_reason"] = self._finish_reason(index, reason)
+                choice["finish_reason"] = finish_reason(reason)
         # Usage travels alone, last (engines put it on the last chunk, in a chunk of
         # its own, or nowhere); `usage_chunk()` sends it at the end.
-        usage = chunk.pop("usage", None)
+        usage = chunk.get("usage") if self._continuous_usage else chunk.pop("usage", None)
         if usage:
             self.usage = usage
+        elif "usage" in chunk:
+            del chunk["usage"]  # TGI's `"usage": null` on every chunk
         return chunk
 
     def usage_chunk(self) -> dict[str, Any]:
-        return {
+        chunk = {
             "id": self.id or f"{self._id_prefix}{uuid.uuid4().hex}",
             "object": "chat.completion.chunk",
             "created": self.created or int(time.time()),
@@ -123,6 +148,9 @@ class ChunkNormalizer:
             "choices": [],
             "usage": self.usage,
         }
+        if self.fingerprint:
+            chunk["system_fingerprint"] = self.fingerprint
+        return chunk
 
     def _tool_calls(self, choice: int, raw_calls: Any) -> list[dict[str, Any]]:
         if isinstance(raw_calls, dict):  # TGI before 3.2: one object, not a list
@@ -142,25 +170,13 @@ class ChunkNormalizer:
                 if key is not None:
                     calls.by_engine_key[key] = ours
                 calls.current = ours
-                call_id = raw.get("id")
-                # Some engines number calls "0", "1": not unique across a conversation.
-                if not isinstance(call_id, str) or len(call_id) < 6:
-                    call_id = _call_id()
-                function["arguments"] = arguments_text(function.get("arguments"))
-                function.setdefault("name", "")
-                out.append({"index": ours, "id": call_id, "type": "function", "function": function})
+                first = tool_call({"id": raw.get("id"), "function": function})
+                out.append({"index": ours, **first})
             else:
                 ours = calls.by_engine_key[key] if key is not None else calls.current
                 fragment = {"arguments": arguments_text(function.get("arguments"))}
                 out.append({"index": ours, "function": fragment})
         return out
-
-    def _finish_reason(self, choice: int, reason: Any) -> str:
-        mapped = _FINISH_REASONS.get(str(reason), "stop")
-        calls = self._calls.get(choice)
-        if mapped == "stop" and calls is not None and calls.count:
-            return "tool_calls"
-        return mapped
 
 
 @dataclass
@@ -171,6 +187,7 @@ class _Choice:
     tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
     logprobs: list[Any] = field(default_factory=list)
     finish_reason: str | None = None
+    stop_reason: Any = None  # vLLM's: the stop string (or token id) that ended it
 
 
 class CompletionBuilder:
@@ -213,6 +230,8 @@ class CompletionBuilder:
             if isinstance(logprobs, dict) and logprobs.get("content"):
                 choice.logprobs.extend(logprobs["content"])
             choice.finish_reason = raw.get("finish_reason") or choice.finish_reason
+            if raw.get("stop_reason") is not None:
+                choice.stop_reason = raw["stop_reason"]
 
     def result(self, model: str) -> dict[str, Any]:
         first = self._first or {}
@@ -223,19 +242,22 @@ class CompletionBuilder:
             message: dict[str, Any] = {
                 "role": choice.role,
                 "content": "".join(choice.content) if choice.content or not calls else None,
+                "refusal": None,
+                "annotations": [],
             }
             if choice.reasoning:
                 message["reasoning_content"] = message["reasoning"] = "".join(choice.reasoning)
             if calls:
                 message["tool_calls"] = calls
-            choices.append(
-                {
-                    "index": index,
-                    "message": message,
-                    "logprobs": {"content": choice.logprobs} if choice.logprobs else None,
-                    "finish_reason": choice.finish_reason or "stop",
-                }
-            )
+            folded: dict[str, Any] = {
+                "index": index,
+                "message": message,
+                "logprobs": {"content": choice.logprobs} if choice.logprobs else None,
+                "finish_reason": choice.finish_reason or "stop",
+            }
+            if choice.stop_reason is not None:
+                folded["stop_reason"] = choice.stop_reason
+            choices.append(folded)
         completion: dict[str, Any] = {
             "id": first.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -248,3 +270,45 @@ class CompletionBuilder:
         if self.usage:
             completion["usage"] = self.usage
         return completion
+
+
+def normalise_answer(
+    answer: dict[str, Any], model: str, id_prefix: str = "chatcmpl-"
+) -> dict[str, Any]:
+    """An engine's non-stream `chat.completion` by the stream's rules: the public
+    model id, a real id, OpenAI's message keys, tool calls with real ids and string
+    arguments, both reasoning field names. Every other field the engine sent (vLLM's
+    `prompt_logprobs`, `stop_reason`, `token_ids`, ...) is kept."""
+    answer["id"] = answer.get("id") or f"{id_prefix}{uuid.uuid4().hex}"
+    answer["object"] = "chat.completion"
+    answer["created"] = answer.get("created") or int(time.time())
+    answer["model"] = model
+    if not answer.get("system_fingerprint"):
+        answer.pop("system_fingerprint", None)
+    choices = answer.get("choices")
+    if not isinstance(choices, list):
+        answer["choices"] = choices = []
+    for position, choice in enumerate(choices):
+        if not isinstance(choice.get("index"), int):
+            choice["index"] = position
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            choice["message"] = message = {"role": "assistant"}
+        message.setdefault("role", "assistant")
+        message.setdefault("content", None)
+        message.setdefault("refusal", None)
+        if message.get("annotations") is None:
+            message["annotations"] = []
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if reasoning:
+            message["reasoning_content"] = message["reasoning"] = reasoning
+        calls = message.get("tool_calls")
+        if isinstance(calls, dict):  # TGI before 3.2
+            calls = [calls]
+        if calls:
+            message["tool_calls"] = [tool_call(c) for c in calls if isinstance(c, dict)]
+        else:
+            message.pop("tool_calls", None)
+        choice.setdefault("logprobs", None)
+        choice["finish_reason"] = finish_reason(choice.get("finish_reason") or "stop")
+    return answer

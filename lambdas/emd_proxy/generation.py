@@ -1,24 +1,38 @@
 """A chat model's normalised chunk stream, opened for any API shape that generates
 text (chat completions, legacy completions, the Responses API, Anthropic messages):
 the route resolves the model once (`chat_model`; a shape's translation may need its
-features), then opens the stream here and renders it (shapes/) as SSE or folds it
-into one answer (streaming.py)."""
+features), then opens the stream here and renders it (shapes/) as SSE, or asks for one
+answer (`answer_chat`).
+
+A non-stream answer is one plain InvokeEndpoint when it surely fits SageMaker's 60 s
+limit: the engine's own non-stream path (its non-stream tool parser, the fields only
+it returns, such as vLLM's `prompt_logprobs`). "Surely" means the request's
+`max_tokens` (or the catalog's default) at the model's `decode_tokens_per_second`
+(registry.py) takes at most `PLAIN_INVOKE_BUDGET_S`. Otherwise (no max_tokens, or
+no known speed, or too many tokens) the answer streams from the engine and is folded
+into one `chat.completion`, which no time limit cuts short."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from functools import partial
+from typing import Any
 
 from starlette.requests import Request
 
-from .chunks import Batch, ChunkNormalizer, StreamFixer
+from .chunks import Batch, ChunkNormalizer, StreamFixer, normalise_answer
 from .engines import adapter
 from .metrics import record_usage
 from .registry import RegistryEntry
 from .sagemaker_client import UpstreamCall
 from .schemas.chat import ChatCompletionRequest
 from .state import principal, services
-from .streaming import chat_chunks
+from .streaming import chat_chunks, fold
+from .upstream_json import load_json_object
+
+# Of SageMaker's 60 s InvokeEndpoint limit, what generation may take in a plain
+# invoke; the rest is left for the prompt's prefill and for queueing behind others.
+PLAIN_INVOKE_BUDGET_S = 40.0
 
 
 def chat_model(request: Request, model_id: str) -> RegistryEntry:
@@ -32,7 +46,41 @@ async def open_chat(
 ) -> AsyncIterator[Batch | None]:
     """The chunk batches of a chat request to `entry`."""
     engine = adapter(entry, "chat")
-    return await open_generation(request, entry, engine.call(chat, entry), engine.fixer(chat))
+    return await open_generation(
+        request,
+        entry,
+        engine.call(chat, entry),
+        engine.fixer(chat),
+        continuous_usage=bool(chat.stream_options and chat.stream_options.continuous_usage_stats),
+    )
+
+
+def plain_invoke(entry: RegistryEntry, chat: ChatCompletionRequest) -> bool:
+    """Whether a non-stream request goes as one plain invoke (see the module's doc).
+    `prompt_logprobs` always does: vLLM computes them on its non-stream path only."""
+    if chat.model_extra and chat.model_extra.get("prompt_logprobs") is not None:
+        return True
+    limit = chat.max_completion_tokens or chat.max_tokens or entry.defaults.get("max_tokens")
+    speed = entry.decode_tokens_per_second
+    if not isinstance(limit, int) or speed is None:
+        return False
+    return limit / speed <= PLAIN_INVOKE_BUDGET_S
+
+
+async def answer_chat(
+    request: Request, entry: RegistryEntry, chat: ChatCompletionRequest
+) -> dict[str, Any]:
+    """One `chat.completion` for a non-stream client: a plain invoke, or the stream
+    folded."""
+    if not plain_invoke(entry, chat):
+        return (await fold(await open_chat(request, entry, chat))).result(entry.id)
+    engine = adapter(entry, "chat")
+    answer = await services(request).invoke(entry.endpoint, engine.plain_call(chat, entry))
+    completion = normalise_answer(
+        engine.fix_answer(load_json_object(answer.body, "answer"), chat), entry.id
+    )
+    record_usage(principal(request).name, entry.id, completion.get("usage"))
+    return completion
 
 
 async def open_generation(
@@ -41,6 +89,8 @@ async def open_generation(
     call: UpstreamCall,
     fixer: StreamFixer,
     id_prefix: str = "chatcmpl-",
+    *,
+    continuous_usage: bool = False,
 ) -> AsyncIterator[Batch | None]:
     """The normalised chunk batches of one engine call; a failure to start
     (throttling, a missing endpoint) raises here, before any response goes out. Usage
@@ -49,6 +99,6 @@ async def open_generation(
     return chat_chunks(
         parts,
         fixer,
-        ChunkNormalizer(entry.id, id_prefix),
+        ChunkNormalizer(entry.id, id_prefix, continuous_usage=continuous_usage),
         on_usage=partial(record_usage, principal(request).name, entry.id),
     )

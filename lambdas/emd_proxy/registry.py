@@ -60,6 +60,11 @@ class RegistryEntry(BaseModel):
     # Request defaults the catalog sets for this model (e.g. max_tokens); a client's
     # own value always wins.
     defaults: dict[str, Any] = Field(default_factory=dict)
+    # Generated tokens per second one request can count on (a floor, measured on the
+    # catalog's default instance). With it a non-stream request whose max_tokens
+    # finishes well inside SageMaker's 60 s InvokeEndpoint limit is one plain invoke;
+    # without it (or without max_tokens) it streams from the engine and is folded.
+    decode_tokens_per_second: float | None = Field(default=None, gt=0)
     created: int = 0
     # Free-form facts shown in /v1/models (e.g. how a local model ranks documents).
     metadata: dict[str, Any] = Field(default_factory=dict)

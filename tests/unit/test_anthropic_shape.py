@@ -36,7 +36,6 @@ from emd_proxy.schemas.messages import (
 from emd_proxy.shapes.anthropic import (
     PING,
     MessageEvents,
-    StopTap,
     error_body_for,
     stop_reason,
     to_message,
@@ -561,19 +560,23 @@ def test_stop_reasons(finish: str | None, matched: Any, expected: tuple[str, str
     assert stop_reason(finish, matched, ["END"]) == expected
 
 
+def test_a_call_of_a_named_tool_is_tool_use_though_vllm_finishes_it_stop() -> None:
+    assert stop_reason("stop", None, [], called=True) == ("tool_use", None)
+
+
 # --- non-stream: the folded completion -> message -------------------------------------
 
 
-def folded(*chunks: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    async def run() -> tuple[dict[str, Any], Any]:
-        tap = StopTap(chat_chunks(parts(*chunks), StreamFixer(), ChunkNormalizer(MODEL)))
-        return (await fold(tap)).result(MODEL), tap.matched
+def folded(*chunks: dict[str, Any]) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        batches = chat_chunks(parts(*chunks), StreamFixer(), ChunkNormalizer(MODEL))
+        return (await fold(batches)).result(MODEL)
 
     return asyncio.run(run())
 
 
 def test_a_folded_answer_with_thinking_text_and_a_tool_call() -> None:
-    completion, matched = folded(
+    completion = folded(
         engine_chunk({"role": "assistant", "reasoning": "Hmm"}),
         engine_chunk({"content": "Checking."}),
         engine_chunk(
@@ -598,7 +601,7 @@ def test_a_folded_answer_with_thinking_text_and_a_tool_call() -> None:
         engine_chunk(finish="tool_calls"),
         USAGE,
     )
-    message = to_message(completion, matched=matched)
+    message = to_message(completion)
     Message.model_validate(message)
     assert message["id"].startswith("msg_") and message["model"] == MODEL
     assert [
@@ -616,19 +619,20 @@ def test_a_folded_answer_with_thinking_text_and_a_tool_call() -> None:
     assert message["usage"] == {"input_tokens": 7, "output_tokens": 3}
 
 
-def test_the_tap_keeps_the_matched_stop_the_fold_drops() -> None:
-    completion, matched = folded(
+def test_the_fold_keeps_the_matched_stop() -> None:
+    completion = folded(
         engine_chunk({"content": "The weather in "}),
         engine_chunk(finish="stop", stop_reason="Paris"),
     )
-    message = to_message(completion, matched=matched, stop_sequences=["Paris"])
+    assert completion["choices"][0]["stop_reason"] == "Paris"
+    message = to_message(completion, stop_sequences=["Paris"])
     assert (message["stop_reason"], message["stop_sequence"]) == ("stop_sequence", "Paris")
     assert message["content"] == [{"type": "text", "text": "The weather in "}]
     assert message["usage"] == {"input_tokens": 0, "output_tokens": 0}  # none reported
 
 
 def test_tool_arguments_that_are_not_an_object_are_the_models_failure() -> None:
-    completion, _ = folded(
+    completion = folded(
         engine_chunk(
             {
                 "tool_calls": [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emd_proxy.chunks import ChunkNormalizer, CompletionBuilder, arguments_text
+from emd_proxy.chunks import ChunkNormalizer, CompletionBuilder, arguments_text, normalise_answer
 
 MODEL = "Qwen3-8B/dev"
 
@@ -70,17 +70,77 @@ def test_an_empty_tool_calls_list_is_dropped() -> None:
     assert "tool_calls" not in chunk["choices"][0]["delta"]
 
 
-def test_finish_reasons_become_openais() -> None:
+def test_tgi_finish_reasons_become_openais_and_the_rest_pass_as_the_engine_said() -> None:
     normalise = ChunkNormalizer(MODEL)
-    reasons = ["eos_token", "stop_sequence", "length", "made_up"]
+    reasons = ["eos_token", "stop_sequence", "length", "abort", "tool_calls"]
     out = [normalise(engine_chunk({}, r))["choices"][0]["finish_reason"] for r in reasons]
-    assert out == ["stop", "stop", "length", "stop"]
+    assert out == ["stop", "stop", "length", "abort", "tool_calls"]
 
 
-def test_stop_after_tool_calls_is_tool_calls() -> None:
+def test_a_named_tool_call_keeps_the_engines_stop() -> None:
+    """vLLM (like OpenAI) finishes a forced call of a named tool with `stop`."""
     normalise = ChunkNormalizer(MODEL)
     normalise(engine_chunk(tool("{}", "f", index=0)))
-    assert normalise(engine_chunk({}, "stop"))["choices"][0]["finish_reason"] == "tool_calls"
+    assert normalise(engine_chunk({}, "stop"))["choices"][0]["finish_reason"] == "stop"
+
+
+def test_the_system_fingerprint_is_on_every_chunk() -> None:
+    normalise = ChunkNormalizer(MODEL)
+    first = normalise(engine_chunk({"content": "a"}, system_fingerprint="fp_1"))
+    later = normalise(engine_chunk({"content": "b"}, "stop"))
+    assert first["system_fingerprint"] == later["system_fingerprint"] == "fp_1"
+    normalise.usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    assert normalise.usage_chunk()["system_fingerprint"] == "fp_1"
+
+
+def test_continuous_usage_stays_on_every_chunk_when_asked() -> None:
+    usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    kept = ChunkNormalizer(MODEL, continuous_usage=True)(
+        engine_chunk({"content": "a"}, usage=usage)
+    )
+    assert kept["usage"] == usage
+    taken = ChunkNormalizer(MODEL)(engine_chunk({"content": "a"}, usage=usage))
+    assert "usage" not in taken
+
+
+def test_a_non_stream_answer_is_normalised_and_keeps_the_engines_fields() -> None:
+    answer = normalise_answer(
+        {
+            "id": "",
+            "object": "chat.completion",
+            "model": "served",
+            "system_fingerprint": "",
+            "prompt_logprobs": [None, {"1": {"logprob": -1.0}}],
+            "choices": [
+                {
+                    "message": {
+                        "role": "assistant",
+                        "reasoning": "hmm",
+                        "tool_calls": [
+                            {"id": "0", "function": {"name": "f", "arguments": {"a": 1}}}
+                        ],
+                    },
+                    "finish_reason": "stop",
+                    "stop_reason": None,
+                    "token_ids": [5, 6],
+                }
+            ],
+        },
+        MODEL,
+    )
+    assert answer["id"].startswith("chatcmpl-") and answer["model"] == MODEL
+    assert "system_fingerprint" not in answer  # an empty one says nothing
+    assert answer["prompt_logprobs"] == [None, {"1": {"logprob": -1.0}}]
+    (choice,) = answer["choices"]
+    assert choice["index"] == 0 and choice["finish_reason"] == "stop"
+    assert choice["token_ids"] == [5, 6] and choice["logprobs"] is None
+    message = choice["message"]
+    assert message["content"] is None and message["refusal"] is None
+    assert message["annotations"] == []
+    assert message["reasoning_content"] == message["reasoning"] == "hmm"
+    (call,) = message["tool_calls"]
+    assert call["id"].startswith("call_") and call["type"] == "function"
+    assert call["function"] == {"name": "f", "arguments": '{"a":1}'}
 
 
 def test_reasoning_is_sent_under_both_names() -> None:
@@ -126,7 +186,7 @@ def test_fold_joins_text_reasoning_tool_calls_and_logprobs() -> None:
         with_logprobs,
         engine_chunk({"content": "llo"}),
         engine_chunk(tool('{"a"', "f", index=0)),
-        engine_chunk(tool(": 1}", index=0), "stop", usage=usage),
+        engine_chunk(tool(": 1}", index=0), "tool_calls", usage=usage),
     ]:
         builder.add(normalise(raw))
     builder.add(normalise.usage_chunk())
@@ -159,7 +219,7 @@ def test_fold_of_nothing_is_one_empty_stopped_choice() -> None:
     assert result["choices"] == [
         {
             "index": 0,
-            "message": {"role": "assistant", "content": ""},
+            "message": {"role": "assistant", "content": "", "refusal": None, "annotations": []},
             "logprobs": None,
             "finish_reason": "stop",
         }

@@ -38,7 +38,12 @@ def test_complete_folds_the_stream_into_one_completion() -> None:
     assert completion["choices"] == [
         {
             "index": 0,
-            "message": {"role": "assistant", "content": "Hello"},
+            "message": {
+                "role": "assistant",
+                "content": "Hello",
+                "refusal": None,
+                "annotations": [],
+            },
             "logprobs": None,
             "finish_reason": "stop",
         }

@@ -333,3 +333,27 @@ def test_what_the_adapter_sends_deserializes_on_the_tgi_fakes(
     sent = payload(**extra)
     assert container.deserialize_error(json.dumps(sent).encode(), sent) is None
     assert container.validation_error(sent, 1) is None
+
+
+# --- non-stream answers ------------------------------------------------------------------
+
+
+def test_a_plain_answer_has_its_stop_cut_and_named() -> None:
+    answer = {"choices": [{"message": {"content": "one END two"}, "finish_reason": "stop"}]}
+    fixed = engine.fix_answer(answer, request(stop="END"))
+    (choice,) = fixed["choices"]
+    assert choice["message"]["content"] == "one "
+    assert choice["stop_reason"] == "END"
+
+
+def test_a_plain_tool_call_finishes_tool_calls() -> None:
+    call = {"id": "0", "type": "function", "function": {"name": "f", "arguments": {}}}
+    answer = {"choices": [{"message": {"tool_calls": [call]}, "finish_reason": "stop"}]}
+    assert engine.fix_answer(answer, request())["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_a_streamed_tool_call_finishing_stop_finishes_tool_calls() -> None:
+    fixer = engine.fixer(request())
+    calls = [{"index": 0, "id": "0", "function": {"name": "f", "arguments": "{}"}}]
+    out = run(fixer, [tool_chunk(calls), tool_chunk([], "stop")])
+    assert finish_reasons(out) == ["tool_calls"]

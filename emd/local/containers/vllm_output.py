@@ -128,7 +128,7 @@ def completion(
         "service_tier": None,
         "system_fingerprint": None,
         "usage": _usage(plan, drop_nulls=False),
-        "prompt_logprobs": None,
+        "prompt_logprobs": prompt_logprobs(plan),
         "prompt_token_ids": None,
         "prompt_text": None,
         "kv_transfer_params": None,
@@ -217,3 +217,20 @@ def chunks(
             yield {**head, "choices": [choice]}, index == 0
     if plan.include_usage:
         yield {**head, "choices": [], "usage": _usage(plan, drop_nulls=True)}, False
+
+
+def prompt_logprobs(plan: VllmPlan) -> list[dict[str, dict[str, Any]] | None] | None:
+    """vLLM's non-stream `prompt_logprobs`: None for the first prompt token (nothing
+    precedes it), then per token a map of token id -> {logprob, rank, decoded_token}:
+    the prompt's own token and up to `prompt_logprobs` alternatives."""
+    if plan.prompt_logprobs is None:
+        return None
+    entries: list[dict[str, dict[str, Any]] | None] = [None]
+    for position in range(1, plan.prompt_tokens):
+        own = {str(1000 + position): {"logprob": -0.5, "rank": 1, "decoded_token": "x"}}
+        alternatives = {
+            str(2000 + k): {"logprob": -1.0 - k, "rank": k + 1, "decoded_token": f"alt{k}"}
+            for k in range(1, max(plan.prompt_logprobs, 0) + 1)
+        }
+        entries.append({**own, **alternatives})
+    return entries

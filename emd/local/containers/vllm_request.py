@@ -104,7 +104,26 @@ def check_stream_options(data: dict[str, Any]) -> None:
         )
 
 
+def check_prompt_logprobs(data: dict[str, Any]) -> None:
+    """vLLM's `check_logprobs` on `prompt_logprobs` (chat and completion requests):
+    the prompt's logprobs come on the non-stream path only."""
+    value = data.get("prompt_logprobs")
+    if value is None:
+        return
+    if not isinstance(value, int):
+        raise VllmValidationError("`prompt_logprobs` must be an integer.", "prompt_logprobs")
+    if data.get("stream") and (value > 0 or value == -1):
+        raise VllmValidationError(
+            "`prompt_logprobs` are not available when `stream=True`.", "prompt_logprobs"
+        )
+    if value < 0 and value != -1:
+        raise VllmValidationError(
+            "`prompt_logprobs` must be a positive value or -1.", "prompt_logprobs"
+        )
+
+
 def _check_logprobs(data: dict[str, Any]) -> None:
+    check_prompt_logprobs(data)
     top = data.get("top_logprobs")
     if top is None:
         return
@@ -134,6 +153,7 @@ class ChatCompletionRequest(BaseModel):
     model: str | None = None
     logprobs: bool | None = False
     top_logprobs: int | None = 0
+    prompt_logprobs: int | None = None
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
     n: int | None = 1
@@ -180,6 +200,7 @@ class VllmPlan:
     # A reasoning parser is configured: usage reports reasoning tokens and the final
     # end-of-sequence delta goes through the parser (and comes out empty).
     reasoning_parser: bool
+    prompt_logprobs: int | None = None  # how many alternatives per prompt token
 
     def arguments(self, call: model.PlannedCall) -> str:
         # Hermes and the structured-output parsers both json.dumps the arguments.
@@ -242,4 +263,5 @@ def plan(req: ChatCompletionRequest, *, reasoning_parser: bool) -> VllmPlan:
         stream=bool(req.stream),
         include_usage=bool((req.stream_options or {}).get("include_usage")),
         reasoning_parser=thinking,
+        prompt_logprobs=req.prompt_logprobs,
     )

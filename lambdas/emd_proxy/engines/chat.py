@@ -2,13 +2,15 @@
 
 Hooks: `prepare` (the OpenAI chat body -> what this container accepts),
 `prepare_completion` (the same for a legacy completion body: every chat engine serves
-`prompt` requests natively at /invocations) and `fixer` (a per-stream `StreamFixer`
-repairing engine chunks before the shared normalisation). All are pure; reading the
-stream is the pipeline's (streaming.py).
+`prompt` requests natively at /invocations), `fixer` (a per-stream `StreamFixer`
+repairing engine chunks before the shared normalisation) and `fix_answer` (the same
+repairs on a whole non-stream answer). All are pure; reading the stream is the
+pipeline's (streaming.py).
 
-Every chat request streams from the engine, also when the client did not ask for a
-stream: the answer is then folded into one `chat.completion`. That is one code path
-for both, and it lifts SageMaker's 60 s InvokeEndpoint limit on long answers.
+A streamed request streams from the engine (`call`). A non-stream one is either one
+plain invoke (`plain_call`: the engine's own non-stream answer, with the fields only
+that path has, such as vLLM's `prompt_logprobs`) or, when the answer might outrun
+SageMaker's 60 s InvokeEndpoint limit, streamed and folded (generation.py decides).
 """
 
 from __future__ import annotations
@@ -38,13 +40,34 @@ class ChatEngine:
     def fixer(self, request: ChatCompletionRequest | CompletionRequest) -> StreamFixer:
         return StreamFixer()
 
+    def fix_answer(self, answer: dict[str, Any], request: ChatCompletionRequest) -> dict[str, Any]:
+        return answer
+
     # --- shared ------------------------------------------------------------------
     def build_payload(self, request: ChatCompletionRequest, entry: RegistryEntry) -> bytes:
         check_features(request, entry)
+        prompt_logprobs = (request.model_extra or {}).get("prompt_logprobs")
+        if isinstance(prompt_logprobs, int) and (prompt_logprobs > 0 or prompt_logprobs == -1):
+            # A streamed request (a non-stream one asking for them is a plain invoke):
+            # vLLM's own refusal, which its SageMaker router would hide behind "Cannot
+            # find suitable handler".
+            raise InvalidRequestError(
+                "`prompt_logprobs` are not available when `stream=True`.",
+                param="prompt_logprobs",
+            )
         return dumps(self.prepare(_streamed_body(request, entry), entry))
 
     def call(self, request: ChatCompletionRequest, entry: RegistryEntry) -> UpstreamCall:
         return UpstreamCall(self.build_payload(request, entry), self.content_type)
+
+    def plain_call(self, request: ChatCompletionRequest, entry: RegistryEntry) -> UpstreamCall:
+        """The request as one non-stream invoke: the client's fields over the catalog's
+        defaults, as the client sent them."""
+        check_features(request, entry)
+        body = _body(request, entry)
+        body["stream"] = False
+        body.pop("stream_options", None)  # engines refuse it on a non-stream request
+        return UpstreamCall(dumps(self.prepare(body, entry)), self.content_type)
 
     def completion_call(self, request: CompletionRequest, entry: RegistryEntry) -> UpstreamCall:
         if request.suffix is not None:
@@ -58,15 +81,23 @@ class ChatEngine:
         return UpstreamCall(dumps(body), self.content_type)
 
 
-def _streamed_body(
+def _body(
     request: ChatCompletionRequest | CompletionRequest, entry: RegistryEntry
 ) -> dict[str, Any]:
-    """The client's fields over the catalog's defaults, streamed from the engine with
-    usage (recorded per key; stripped unless the client asked)."""
+    """The client's fields over the catalog's defaults."""
     body: dict[str, Any] = {**entry.defaults, **request.model_dump(exclude_unset=True)}
     # The served name inside the container is not the public id; the engines accept a
     # request without `model`.
     body.pop("model", None)
+    return body
+
+
+def _streamed_body(
+    request: ChatCompletionRequest | CompletionRequest, entry: RegistryEntry
+) -> dict[str, Any]:
+    """The body streamed from the engine with usage (recorded per key; stripped unless
+    the client asked)."""
+    body = _body(request, entry)
     body["stream"] = True
     body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     return body

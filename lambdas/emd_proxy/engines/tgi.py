@@ -100,8 +100,31 @@ class TgiEngine(ChatEngine):
         return body
 
     def fixer(self, request: ChatCompletionRequest | CompletionRequest) -> StreamFixer:
-        stops = request.stop or []
-        return TgiStreamFixer([stops] if isinstance(stops, str) else list(stops))
+        return TgiStreamFixer(_stops(request))
+
+    def fix_answer(self, answer: dict[str, Any], request: ChatCompletionRequest) -> dict[str, Any]:
+        """A non-stream answer: the stop sequence cut from the text (and named, as
+        vLLM's `stop_reason`), a tool call finishing `tool_calls` (TGI says `stop`)."""
+        stops = _stops(request)
+        for choice in answer.get("choices") or ():
+            message = choice.get("message") or {}
+            text = message.get("content")
+            found = [(text.find(s), s) for s in stops if s in text] if isinstance(text, str) else []
+            if found:
+                cut, choice["stop_reason"] = min(found)
+                message["content"] = text[:cut]
+            if message.get("tool_calls") and choice.get("finish_reason") in _TGI_STOPS:
+                choice["finish_reason"] = "tool_calls"
+        return answer
+
+
+# How TGI says an answer ended by itself (the end of sequence or a stop sequence).
+_TGI_STOPS = frozenset({"stop", "eos_token", "stop_sequence"})
+
+
+def _stops(request: ChatCompletionRequest | CompletionRequest) -> list[str]:
+    stops = request.stop or []
+    return [stops] if isinstance(stops, str) else list(stops)
 
 
 @dataclass
@@ -141,8 +164,10 @@ class TgiStreamFixer(StreamFixer):
                 state.finished = True
                 if state.legacy_tool:
                     delta["tool_calls"] = self._legacy_call(state)
+                if state.tool_seen and reason in _TGI_STOPS:
+                    reason = "tool_calls"  # TGI ends every answer "stop", tool calls too
             if delta or reason is not None:
-                fixed = {**choice, "index": index, "delta": delta}
+                fixed = {**choice, "index": index, "delta": delta, "finish_reason": reason}
                 if reason is not None and state.matched is not None:
                     # vLLM's field: the stop string that matched (TGI does not say which;
                     # the Anthropic shape's stop_sequence needs it).

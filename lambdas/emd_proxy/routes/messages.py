@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..generation import chat_model, open_chat
+from ..generation import answer_chat, chat_model, open_chat
 from ..jsonio import StrictJsonRoute
 from ..openapi import BEARER_AUTH, event_stream
 from ..schemas.messages import (
@@ -22,9 +22,9 @@ from ..schemas.messages import (
     MessageStreamEvent,
     MessageTokensCount,
 )
-from ..shapes.anthropic import MessageEvents, StopTap, to_message
+from ..shapes.anthropic import MessageEvents, to_message
 from ..shapes.anthropic_request import estimate_input_tokens, to_chat_request
-from ..streaming import fold, sse_response, started
+from ..streaming import sse_response, started
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -66,12 +66,11 @@ async def create_message(
     # Resolved first for its features: `thinking` reaches only models that reason.
     entry = chat_model(request, body.model)
     chat = to_chat_request(body, reasoning=entry.features.reasoning)
-    batches = await open_chat(request, entry, chat)
     stops = body.stop_sequences or []
     if not body.stream:
-        tap = StopTap(batches)
-        completion = (await fold(tap)).result(entry.id)
-        return JSONResponse(to_message(completion, matched=tap.matched, stop_sequences=stops))
+        completion = await answer_chat(request, entry, chat)
+        return JSONResponse(to_message(completion, stop_sequences=stops))
+    batches = await open_chat(request, entry, chat)
     return sse_response(await started(batches), MessageEvents(entry.id, stops))
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..generation import chat_model, open_chat
+from ..generation import answer_chat, chat_model, open_chat
 from ..jsonio import StrictJsonRoute
 from ..openapi import BEARER_AUTH, ERROR_RESPONSES, event_stream
 from ..schemas.responses import Response, ResponsesRequest, ResponseStreamEvent
 from ..shapes.responses import Envelope, ResponseEvents, from_completion
 from ..shapes.responses_input import stateless_error, to_chat
-from ..streaming import fold, sse_response, started
+from ..streaming import sse_response, started
 
 router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
@@ -41,11 +41,11 @@ async def create_response(
     # reasoning it lacks.
     entry = chat_model(request, body.model)
     chat = to_chat(body, entry.features)
-    batches = await open_chat(request, entry, chat)
     envelope = Envelope.of(body, entry.id)
     if not body.stream:
-        completion = (await fold(batches)).result(entry.id)
+        completion = await answer_chat(request, entry, chat)
         return JSONResponse(from_completion(completion, envelope))
+    batches = await open_chat(request, entry, chat)
     return sse_response(await started(batches), ResponseEvents(envelope))
 
 

@@ -34,6 +34,8 @@ class ChatMessage(PermissiveModel):
 
 class StreamOptions(PermissiveModel):
     include_usage: bool | None = None
+    # vLLM's: usage on every chunk (other engines ignore it).
+    continuous_usage_stats: bool | None = None
 
 
 class ChatCompletionRequest(PermissiveModel):
@@ -77,7 +79,8 @@ class ChatCompletionRequest(PermissiveModel):
 # https://platform.openai.com/docs/api-reference/chat/streaming, fields in the order
 # OpenAI sends them. Engines' own extra fields pass through, so objects stay open.
 
-FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
+# OpenAI's, and vLLM's `abort` (an engine's own reason passes as it said it).
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call", "abort"]
 
 
 class TopLogprob(AnswerModel):
@@ -119,6 +122,8 @@ class ToolCall(AnswerModel):
 class ChatCompletionMessage(AnswerModel):
     role: Literal["assistant"]
     content: str | None
+    refusal: str | None = None
+    annotations: list[dict[str, Any]] | None = None
     tool_calls: list[ToolCall] | None = None
     # Our extension: a reasoning model's thinking, under both names clients read
     # (DeepSeek's `reasoning_content`, vLLM's `reasoning`).
@@ -131,6 +136,9 @@ class ChatChoice(AnswerModel):
     message: ChatCompletionMessage
     logprobs: ChoiceLogprobs | None
     finish_reason: FinishReason
+    # vLLM's (and TGI's, named by the gateway): the stop string or token id that
+    # ended the answer.
+    stop_reason: str | int | None = None
 
 
 class ChatCompletion(AnswerModel):
@@ -170,6 +178,7 @@ class ChatChunkChoice(AnswerModel):
     delta: ChoiceDelta
     logprobs: ChoiceLogprobs | None = None
     finish_reason: FinishReason | None = None
+    stop_reason: str | int | None = None
 
 
 class ChatCompletionChunk(AnswerModel):

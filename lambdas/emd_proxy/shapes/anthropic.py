@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic_core import to_json
@@ -42,14 +42,16 @@ def tool_use_id() -> str:
 
 
 def stop_reason(
-    finish: str | None, matched: Any, stop_sequences: Sequence[str]
+    finish: str | None, matched: Any, stop_sequences: Sequence[str], *, called: bool = False
 ) -> tuple[str, str | None]:
     """(stop_reason, stop_sequence) from OpenAI's finish_reason and vLLM's
     `stop_reason` (the stop string that matched; TGI's stream fixer sets it from the
     stop it cut)."""
     if finish == "length":
         return "max_tokens", None
-    if finish in ("tool_calls", "function_call"):
+    # vLLM finishes a call of a named tool with `stop`, as OpenAI does; Anthropic's
+    # answer to a forced tool is `tool_use` all the same.
+    if called or finish in ("tool_calls", "function_call"):
         return "tool_use", None
     if finish == "content_filter":
         return "refusal", None
@@ -66,11 +68,9 @@ def _usage(usage: dict[str, Any] | None) -> dict[str, int]:
     }
 
 
-def to_message(
-    completion: dict[str, Any], *, matched: Any = None, stop_sequences: Sequence[str] = ()
-) -> dict[str, Any]:
-    """A folded `chat.completion` as Anthropic's `message`: thinking, text, then
-    tool_use blocks."""
+def to_message(completion: dict[str, Any], *, stop_sequences: Sequence[str] = ()) -> dict[str, Any]:
+    """A `chat.completion` as Anthropic's `message`: thinking, text, then tool_use
+    blocks. The choice's `stop_reason` (vLLM's) names the stop sequence that ended it."""
     choice = completion["choices"][0]
     answer = choice["message"]
     content: list[dict[str, Any]] = []
@@ -90,7 +90,12 @@ def to_message(
                 "input": _tool_input(function["arguments"]),
             }
         )
-    reason, sequence = stop_reason(choice.get("finish_reason"), matched, stop_sequences)
+    reason, sequence = stop_reason(
+        choice.get("finish_reason"),
+        choice.get("stop_reason"),
+        stop_sequences,
+        called=bool(answer.get("tool_calls")),
+    )
     return {
         "id": message_id(),
         "type": "message",
@@ -115,29 +120,6 @@ def _tool_input(arguments: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UpstreamError("The model called a tool with arguments that are not a JSON object.")
     return value
-
-
-class StopTap:
-    """The chunk batches, passed on unchanged, remembering vLLM's `stop_reason` (the
-    stop string that ended the answer), which the fold into a chat.completion drops."""
-
-    def __init__(self, batches: AsyncIterator[Batch | None]) -> None:
-        self._batches = batches
-        self.matched: Any = None
-
-    def __aiter__(self) -> StopTap:
-        return self
-
-    async def __anext__(self) -> Batch | None:
-        batch = await anext(self._batches)
-        for chunk in batch or ():
-            for choice in chunk["choices"]:
-                if choice.get("index", 0) == 0 and choice.get("stop_reason") is not None:
-                    self.matched = choice["stop_reason"]
-        return batch
-
-    async def aclose(self) -> None:
-        await self._batches.aclose()  # type: ignore[attr-defined]
 
 
 # --- stream: normalised chunks -> Anthropic events ------------------------------------
@@ -201,7 +183,9 @@ class MessageEvents:
     def close(self) -> bytes:
         out: list[bytes] = []
         self._stop_block(out)
-        reason, sequence = stop_reason(self._finish, self._matched, self.stop_sequences)
+        reason, sequence = stop_reason(
+            self._finish, self._matched, self.stop_sequences, called=bool(self._tool_blocks)
+        )
         delta = {"stop_reason": reason, "stop_sequence": sequence}
         usage = _usage(self._usage)
         out.append(
