@@ -120,7 +120,7 @@ async def _read(request: Request, form: FormData) -> AudioFile:
     data = await upload.read(limit + 1)
     if len(data) > limit:
         raise RequestTooLargeError(
-            f"The audio file is larger than {limit} bytes ({limit // (1024 * 1024)} MiB). "
+            f"The audio file is larger than {limit} bytes ({limit / (1024 * 1024):g} MiB). "
             "Split longer audio into shorter files, or compress it (16 kHz mono opus or mp3).",
             param="file",
         )
