@@ -18,6 +18,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from .context_length import context_overflow
 from .errors import (
     InternalError,
     InvalidRequestError,
@@ -113,6 +114,10 @@ def _map_model_error(exc: ClientError, endpoint: str) -> ProxyError:
         original_status is None and "timed out" in str(error.get("Message", ""))
     ):
         return UpstreamTimeoutError("The model did not answer within SageMaker's time limit.")
+    # A prompt over the context, whatever status the engine gave it (LMI: a 500).
+    overflow = context_overflow(message) or context_overflow(original)
+    if overflow is not None:
+        return overflow
     if original_status == 429:
         return RateLimitError(message or "The model is overloaded.", retry_after=1)
     if original_status is not None and 400 <= original_status < 500:

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic_core import from_json
 
+from .context_length import context_overflow
 from .errors import InvalidRequestError, UpstreamError
 
 # TGI's `error_type`s that mean the request was wrong, not the model.
@@ -28,6 +29,9 @@ def load_json_object(body: bytes, what: str) -> dict[str, Any]:
         message = (
             error.get("message") if isinstance(error, dict) else (error or parsed.get("message"))
         )
+        overflow = context_overflow(str(message))
+        if overflow is not None:
+            raise overflow
         status = None
         if isinstance(error, dict):
             status = error.get("http_status_code", error.get("code"))

@@ -421,3 +421,63 @@ def test_model_error_table(raise_aws, row, original) -> None:
 
 
 # --- the client wrapper -----------------------------------------------------------------
+
+
+# --- context overflow, any engine, any status (issue 15.3) ----------------------------
+
+_REAL_VLLM_OVERFLOW = (
+    "You passed 3000 input tokens and requested 0 output tokens. However, the model's "
+    "context length is only 2048 tokens, resulting in a maximum input length of 2048 "
+    "tokens. Please reduce the length of the input prompt. (parameter=input_tokens, "
+    "value=3000)"
+)
+
+
+@pytest.mark.parametrize(
+    ("original_status", "original"),
+    [
+        (
+            400,
+            json.dumps(
+                {
+                    "error": {
+                        "message": _REAL_VLLM_OVERFLOW,
+                        "type": "BadRequestError",
+                        "param": "input_tokens",
+                        "code": 400,
+                    }
+                }
+            ),
+        ),
+        (
+            422,
+            json.dumps(
+                {
+                    "error": "Input validation error: `inputs` tokens + `max_new_tokens` must "
+                    "be <= 2048. Given: 3000 `inputs` tokens and 10 `max_new_tokens`",
+                    "error_type": "validation",
+                }
+            ),
+        ),
+        # LMI: vLLM's returned ErrorResponse, mangled into a 500.
+        (
+            500,
+            json.dumps(
+                {
+                    "error": f"error=ErrorInfo(message='{_REAL_VLLM_OVERFLOW}', "
+                    "type='BadRequestError', param='input_tokens', code=400)",
+                    "code": 500,
+                }
+            ),
+        ),
+    ],
+    ids=["vllm", "tgi", "lmi"],
+)
+def test_container_context_overflow_is_context_length_exceeded(
+    raise_aws, original_status, original
+) -> None:
+    error = map_upstream_error(model_error(raise_aws, original_status, original), ENDPOINT)
+    assert_mapped(
+        error, InvalidRequestError, 400, "invalid_request_error", "context_length_exceeded"
+    )
+    assert "maximum context length is 2048 tokens; your prompt has 3000 tokens" in error.message

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import re
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -45,10 +46,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from . import openai_wire as wire
 from .fake_container import sagemaker_app
+from .vllm_context import context_error
 from .vllm_output import NO_HANDLER, tool_call_id
 from .vllm_request import ChatCompletionRequest
 
 _END = object()
+# llama.cpp's server_context refusing a prompt longer than the context (a slot's n_ctx).
+_EXCEEDS_CONTEXT = re.compile(
+    r"request \((\d+) tokens\) exceeds the available context size \((\d+) tokens\)"
+)
 
 # SmolLM2-135M-Instruct's own template (in its GGUF) with tools added the way Qwen2.5
 # (ChatML, like SmolLM2) renders them. Without tools, tool calls or tool messages it
@@ -201,6 +207,12 @@ class LlamaCppContainer:
             error = first["error"]
             status = int(error.get("code", 400)) if isinstance(error, dict) else 400
             message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+            if overflow := _EXCEEDS_CONTEXT.search(str(message)):
+                # A vLLM container says it in vLLM's words (not "try increasing it").
+                prompt, n_ctx = int(overflow[1]), int(overflow[2])
+                refused = context_error(prompt, body, n_ctx)
+                if refused is not None:
+                    return wire.error(400, str(refused), refused.parameter)
             return wire.error(status if 400 <= status < 600 else 400, message)
         if stream:
             return StreamingResponse(

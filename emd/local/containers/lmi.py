@@ -44,10 +44,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from . import vllm_completion, vllm_completion_output, vllm_output
+from . import echo_model, vllm_completion, vllm_completion_output, vllm_output
 from .fake_container import FakeChatContainer
 from .openai_wire import dumps
 from .vllm_completion import CompletionRequest, ReturnedError, raised_error_info
+from .vllm_context import context_error
 from .vllm_request import ChatCompletionRequest, plan
 
 # Gson escapes these inside strings unless HTML escaping is disabled (DJL's is not).
@@ -131,6 +132,13 @@ class LmiContainer(FakeChatContainer):
             return self.returned(
                 ReturnedError(vllm_output.model_not_found(str(request.model)), 404, "NotFoundError")
             )
+        messages = [m.model_dump() for m in request.messages]
+        overflow = context_error(
+            echo_model.prompt_tokens(messages), request.model_dump(), echo_model.MAX_MODEL_LEN
+        )
+        if overflow is not None:
+            # vLLM returns it as an ErrorResponse, which LMI's formatter mangles.
+            return self.returned(ReturnedError(str(overflow), 400, param=overflow.parameter))
         answer = plan(request, reasoning_parser=self.reasoning)
         delay = self.pace(request.model_dump())
         if answer.stream:
