@@ -51,7 +51,13 @@ async def open_chat(
         entry,
         engine.call(chat, entry),
         engine.fixer(chat),
-        continuous_usage=bool(chat.stream_options and chat.stream_options.continuous_usage_stats),
+        # vLLM's rule: running usage only with include_usage too (the gateway always
+        # asks the engine for usage, so it decides here).
+        continuous_usage=bool(
+            chat.wants_usage_chunk
+            and chat.stream_options
+            and chat.stream_options.continuous_usage_stats
+        ),
     )
 
 

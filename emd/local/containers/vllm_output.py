@@ -200,10 +200,24 @@ def chunks(
     engine spaces by a decoding step (the fakes pace those)."""
     rid, created = request_id(), int(time.time())
     head = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": served_model}
+    sent = 0  # completion tokens so far, for `continuous_usage_stats`
+
+    def running(chunk: dict[str, Any]) -> dict[str, Any]:
+        # serving_chat: with include_usage and continuous_usage_stats, every chunk
+        # carries the usage so far.
+        if plan.continuous_usage:
+            chunk["usage"] = {
+                "prompt_tokens": plan.prompt_tokens,
+                "total_tokens": plan.prompt_tokens + sent,
+                "completion_tokens": sent,
+            }
+        return chunk
+
     for index in range(plan.n):
         role = {"role": "assistant", "content": ""}
         choice = {"index": index, "delta": role, "logprobs": None, "finish_reason": None}
-        yield {**head, "choices": [choice], "prompt_token_ids": None, "prompt_text": None}, False
+        first = {**head, "choices": [choice], "prompt_token_ids": None, "prompt_text": None}
+        yield running(first), False
     per_choice = [_steps(plan, reasoning_field) for _ in range(plan.n)]
     for position in range(len(per_choice[0])):
         for index, steps in enumerate(per_choice):
@@ -214,7 +228,9 @@ def chunks(
             else:
                 choice |= {"finish_reason": step.finish, "stop_reason": step.stop_reason}
                 choice["token_ids"] = None
-            yield {**head, "choices": [choice]}, index == 0
+            if step.delta:
+                sent += 1
+            yield running({**head, "choices": [choice]}), index == 0
     if plan.include_usage:
         yield {**head, "choices": [], "usage": _usage(plan, drop_nulls=True)}, False
 

@@ -201,6 +201,7 @@ class VllmPlan:
     # end-of-sequence delta goes through the parser (and comes out empty).
     reasoning_parser: bool
     prompt_logprobs: int | None = None  # how many alternatives per prompt token
+    continuous_usage: bool = False  # stream_options.continuous_usage_stats (with usage)
 
     def arguments(self, call: model.PlannedCall) -> str:
         # Hermes and the structured-output parsers both json.dumps the arguments.
@@ -264,4 +265,8 @@ def plan(req: ChatCompletionRequest, *, reasoning_parser: bool) -> VllmPlan:
         include_usage=bool((req.stream_options or {}).get("include_usage")),
         reasoning_parser=thinking,
         prompt_logprobs=req.prompt_logprobs,
+        continuous_usage=bool(
+            (req.stream_options or {}).get("include_usage")
+            and (req.stream_options or {}).get("continuous_usage_stats")
+        ),
     )

@@ -57,6 +57,14 @@ class TgiEngine(ChatEngine):
         _stop_list(body)
         _refuse_logit_bias(body, entry)
         _grammar(body, entry)
+        if body.get("top_logprobs") == -1:
+            # vLLM's "every token"; TGI's top_n_tokens is unsigned and bounded
+            # (--max-top-n-tokens, 5 by default), so its parser would refuse the body.
+            raise InvalidRequestError(
+                f"The model `{entry.id}` (TGI) cannot return every token's logprob; "
+                "ask for top_logprobs from 0 to 5.",
+                param="top_logprobs",
+            )
         if "max_completion_tokens" in body:
             limit = body.pop("max_completion_tokens")
             body.setdefault("max_tokens", limit)

@@ -56,10 +56,12 @@ class ChatCompletionRequest(PermissiveModel):
     stop: str | list[str] | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    # No upper bound and -1 ("every token") as vLLM takes them; an engine that
+    # refuses them says why (OpenAI's own bounds are 2 and 20).
+    temperature: float | None = Field(default=None, ge=0)
     tool_choice: str | dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    top_logprobs: int | None = Field(default=None, ge=-1)
     top_p: float | None = Field(default=None, ge=0, le=1)
     user: str | None = None
 

@@ -41,7 +41,7 @@ def _check_stream_options(req: ChatCompletionRequest) -> None:
 
 
 def _check_logprobs(req: ChatCompletionRequest) -> None:
-    # The schema bounds top_logprobs to 0..20 (OpenAI's range; vLLM's -1 means "all").
+    # vLLM's -1 means "every token", and needs logprobs as any other count does.
     if req.top_logprobs and not req.logprobs:
         raise InvalidRequestError(
             "when using `top_logprobs`, `logprobs` must be set to true.", param="top_logprobs"

@@ -34,7 +34,7 @@ class CompletionRequest(PermissiveModel):
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     suffix: str | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    temperature: float | None = Field(default=None, ge=0)  # as on chat
     top_p: float | None = Field(default=None, ge=0, le=1)
     user: str | None = None
 
