@@ -142,12 +142,30 @@ def _readable_message(original: str) -> str:
     except ValueError:
         return text[:_MAX_UPSTREAM_MESSAGE]
     if isinstance(parsed, dict):
+        detail = _fastapi_detail(parsed.get("detail"))
+        if detail:
+            return detail[:_MAX_UPSTREAM_MESSAGE]
         inner = parsed.get("error", parsed)
         if isinstance(inner, dict):
             inner = inner.get("message") or inner.get("Message") or inner.get("error") or ""
         if isinstance(inner, str) and inner:
             return inner[:_MAX_UPSTREAM_MESSAGE]
     return text[:_MAX_UPSTREAM_MESSAGE]
+
+
+def _fastapi_detail(detail: Any) -> str:
+    """FastAPI's error body (the WhisperX DLC's): `{"detail": "text"}`, or for a
+    request-validation error `{"detail": [{"loc": [...], "msg": ...}, ...]}`."""
+    if isinstance(detail, str):
+        return detail.strip()
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict) and isinstance(item.get("msg"), str):
+                loc = [str(p) for p in item.get("loc") or [] if p not in ("body", "query")]
+                parts.append(f"{'.'.join(loc)}: {item['msg']}" if loc else item["msg"])
+        return "; ".join(parts)
+    return ""
 
 
 def _int(value: Any) -> int | None:

@@ -481,3 +481,24 @@ def test_container_context_overflow_is_context_length_exceeded(
         error, InvalidRequestError, 400, "invalid_request_error", "context_length_exceeded"
     )
     assert "maximum context length is 2048 tokens; your prompt has 3000 tokens" in error.message
+
+
+@pytest.mark.parametrize(
+    ("original", "expected"),
+    [
+        (
+            '{"detail": "Could not decode the audio file (InvalidDataError: bad). Send wav."}',
+            "Could not decode the audio file (InvalidDataError: bad). Send wav.",
+        ),
+        (
+            '{"detail": [{"loc": ["body", "file"], "msg": "Field required", "type": "missing"}]}',
+            "file: Field required",
+        ),
+    ],
+    ids=["text", "validation-list"],
+)
+def test_fastapi_detail_is_a_plain_message(raise_aws, original, expected) -> None:
+    # The WhisperX DLC (FastAPI) answers errors as {"detail": ...}.
+    error = map_upstream_error(model_error(raise_aws, 400, original), ENDPOINT)
+    assert_mapped(error, InvalidRequestError, 400, "invalid_request_error", None)
+    assert error.message == expected
