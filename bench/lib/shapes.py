@@ -140,6 +140,10 @@ def _json(**fields: Any) -> Callable[[bool], dict[str, Any]]:
 USER = [{"role": "user", "content": MESSAGE}]
 SHAPES = (
     Shape("chat", "/v1/chat/completions", _json(messages=USER, max_tokens=MAX_TOKENS), chat_text),
+    # Without max_tokens a non-stream answer streams from the engine and is folded
+    # (it may outrun InvokeEndpoint's 60 s); with it, one plain invoke (generation.py).
+    # Streamed, the two rows make the same call.
+    Shape("chat, unbounded", "/v1/chat/completions", _json(messages=USER), chat_text),
     Shape(
         "completions",
         "/v1/completions",

@@ -37,6 +37,13 @@ THROTTLING_CODES = frozenset(
 )
 _MAX_UPSTREAM_MESSAGE = 1000
 # AWS ARNs and 12-digit account ids: SageMaker's texts (and some containers') name them.
+# DJL LMI reports an error vLLM returned as the repr of vLLM's ErrorResponse inside a
+# 500 (lmi_vllm's non-stream output formatter): vLLM's own status and param are in it.
+_LMI_ERROR_INFO = re.compile(
+    r"ErrorInfo\(message=(['\"])(?P<message>.*?)\1, type=[^,]*, "
+    r"param=(?:(['\"])(?P<param>.*?)\3|None), code=(?P<code>\d+)\)",
+    re.DOTALL,
+)
 _AWS_DETAILS = re.compile(r"arn:aws[\w-]*:[^\s\"'<>,;\\]*|(?<!\d)\d{12}(?!\d)")
 
 
@@ -118,6 +125,9 @@ def _map_model_error(exc: ClientError, endpoint: str) -> ProxyError:
     overflow = context_overflow(message) or context_overflow(original)
     if overflow is not None:
         return overflow
+    mangled = _LMI_ERROR_INFO.search(message)
+    if mangled is not None and 400 <= int(mangled["code"]) < 500:
+        return InvalidRequestError(mangled["message"], param=mangled["param"])
     if original_status == 429:
         return RateLimitError(message or "The model is overloaded.", retry_after=1)
     if original_status is not None and 400 <= original_status < 500:

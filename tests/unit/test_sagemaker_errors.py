@@ -188,6 +188,26 @@ def test_container_429_is_rate_limited(raise_aws) -> None:
     assert error.headers()["Retry-After"].isdigit()
 
 
+def test_lmis_mangled_vllm_400_is_the_clients_400_with_its_param(raise_aws) -> None:
+    """LMI reports vLLM's ErrorResponse as its repr inside a 500."""
+    mangled = (
+        "error=ErrorInfo(message='Requested sample logprobs of 25, which is greater than "
+        "max allowed: 20 (parameter=logprobs, value=25)', type='BadRequestError', "
+        "param='logprobs', code=400)"
+    )
+    original = json.dumps({"code": 500, "message": mangled})
+    error = map_upstream_error(model_error(raise_aws, 500, original), ENDPOINT)
+    assert_mapped(error, InvalidRequestError, 400, "invalid_request_error", None)
+    assert error.param == "logprobs"
+    assert error.message.startswith("Requested sample logprobs of 25")
+    # A mangled 5xx stays the model's failure.
+    failed = mangled.replace("code=400", "code=500")
+    error = map_upstream_error(
+        model_error(raise_aws, 500, json.dumps({"message": failed})), ENDPOINT
+    )
+    assert type(error) is UpstreamError
+
+
 @pytest.mark.parametrize("original_status", [500, 503])
 def test_container_5xx_is_502(raise_aws, original_status) -> None:
     error = map_upstream_error(model_error(raise_aws, original_status, "CUDA OOM"), ENDPOINT)

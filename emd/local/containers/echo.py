@@ -31,7 +31,7 @@ from .echo_model import MAX_MODEL_LEN, echo_answer, prompt_tokens, tokens
 from .fake_container import FakeChatContainer
 from .vllm_completion import CompletionRequest, ReturnedError, raised_error_info
 from .vllm_context import context_error
-from .vllm_request import ChatCompletionRequest, plan
+from .vllm_request import ChatCompletionRequest, logprobs_limit_error, plan
 
 __all__ = ["EchoContainer", "echo_answer", "tokens"]
 
@@ -66,7 +66,9 @@ class EchoContainer(FakeChatContainer):
             return await self.complete(completion, body)
         if request.model is not None and request.model != self.served_model_name:
             return wire.error(404, vllm_output.model_not_found(request.model), "model")
-        overflow = context_error(prompt_tokens(body["messages"]), body, MAX_MODEL_LEN)
+        overflow = context_error(
+            prompt_tokens(body["messages"]), body, MAX_MODEL_LEN
+        ) or logprobs_limit_error(body)
         if overflow is not None:
             return JSONResponse({"error": raised_error_info(overflow)}, status_code=400)
         answer = plan(request, reasoning_parser=self.reasoning)

@@ -49,7 +49,7 @@ from .fake_container import FakeChatContainer
 from .openai_wire import dumps
 from .vllm_completion import CompletionRequest, ReturnedError, raised_error_info
 from .vllm_context import context_error
-from .vllm_request import ChatCompletionRequest, plan
+from .vllm_request import ChatCompletionRequest, logprobs_limit_error, plan
 
 # Gson escapes these inside strings unless HTML escaping is disabled (DJL's is not).
 _GSON_ESCAPES = {c: f"\\u{ord(c):04x}" for c in "<>&='\u2028\u2029"}
@@ -135,7 +135,7 @@ class LmiContainer(FakeChatContainer):
         messages = [m.model_dump() for m in request.messages]
         overflow = context_error(
             echo_model.prompt_tokens(messages), request.model_dump(), echo_model.MAX_MODEL_LEN
-        )
+        ) or logprobs_limit_error(request.model_dump())
         if overflow is not None:
             # vLLM returns it as an ErrorResponse, which LMI's formatter mangles.
             return self.returned(ReturnedError(str(overflow), 400, param=overflow.parameter))

@@ -122,6 +122,31 @@ def check_prompt_logprobs(data: dict[str, Any]) -> None:
         )
 
 
+# vLLM's `--max-logprobs` default, and the fakes' vocabulary (what -1, "every
+# token", stands for).
+MAX_LOGPROBS = 20
+VOCAB_SIZE = 32000
+
+
+def logprobs_limit_error(data: Any) -> VllmValidationError | None:
+    """vLLM's `_validate_logprobs` (vllm/sampling_params.py), when the request reaches
+    the engine: more alternatives than `--max-logprobs` allows, -1 counted as the
+    whole vocabulary. A 400 naming `logprobs`, vLLM's parameter."""
+    if not isinstance(data, dict) or not data.get("logprobs"):
+        return None
+    count = data.get("top_logprobs")
+    if not isinstance(count, int) or count == 0:
+        return None
+    count = VOCAB_SIZE if count == -1 else count
+    if count <= MAX_LOGPROBS:
+        return None
+    return VllmValidationError(
+        f"Requested sample logprobs of {count}, which is greater than max allowed: {MAX_LOGPROBS}",
+        "logprobs",
+        value=count,
+    )
+
+
 def _check_logprobs(data: dict[str, Any]) -> None:
     check_prompt_logprobs(data)
     top = data.get("top_logprobs")
