@@ -26,8 +26,15 @@ from .metrics import record_usage
 from .registry import RegistryEntry
 from .sagemaker_client import UpstreamCall
 from .schemas.chat import ChatCompletionRequest
+from .schemas.completions import CompletionRequest
+from .shapes.completions import (
+    ID_PREFIX,
+    TextChunks,
+    TextCompletionBuilder,
+    normalise_text_answer,
+)
 from .state import principal, services
-from .streaming import chat_chunks, fold
+from .streaming import chat_chunks, fold, fold_into
 from .upstream_json import load_json_object
 
 # Of SageMaker's 60 s InvokeEndpoint limit, what generation may take in a plain
@@ -61,12 +68,14 @@ async def open_chat(
     )
 
 
-def plain_invoke(entry: RegistryEntry, chat: ChatCompletionRequest) -> bool:
+def plain_invoke(entry: RegistryEntry, request: ChatCompletionRequest | CompletionRequest) -> bool:
     """Whether a non-stream request goes as one plain invoke (see the module's doc).
     `prompt_logprobs` always does: vLLM computes them on its non-stream path only."""
-    if chat.model_extra and chat.model_extra.get("prompt_logprobs") is not None:
+    if request.model_extra and request.model_extra.get("prompt_logprobs") is not None:
         return True
-    limit = chat.max_completion_tokens or chat.max_tokens or entry.defaults.get("max_tokens")
+    asked = (getattr(request, "max_completion_tokens", None), request.max_tokens)
+    # 0 is a bound too (a legacy completion that only scores its prompt).
+    limit = next((n for n in asked if n is not None), entry.defaults.get("max_tokens"))
     speed = entry.decode_tokens_per_second
     if not isinstance(limit, int) or speed is None:
         return False
@@ -84,6 +93,25 @@ async def answer_chat(
     answer = await services(request).invoke(entry.endpoint, engine.plain_call(chat, entry))
     completion = normalise_answer(
         engine.fix_answer(load_json_object(answer.body, "answer"), chat), entry.id
+    )
+    record_usage(principal(request).name, entry.id, completion.get("usage"))
+    return completion
+
+
+async def answer_completion(
+    request: Request, entry: RegistryEntry, body: CompletionRequest
+) -> dict[str, Any]:
+    """One `text_completion` for a non-stream legacy completion, by the same rule."""
+    engine = adapter(entry, "chat")
+    if not plain_invoke(entry, body):
+        call = engine.completion_call(body, entry)
+        fixer = TextChunks(engine.fixer(body))
+        batches = await open_generation(request, entry, call, fixer, ID_PREFIX)
+        return (await fold_into(batches, TextCompletionBuilder())).result(entry.id)
+    call = engine.plain_completion_call(body, entry)
+    answer = await services(request).invoke(entry.endpoint, call)
+    completion = normalise_text_answer(
+        engine.fix_answer(load_json_object(answer.body, "answer"), body), entry.id
     )
     record_usage(principal(request).name, entry.id, completion.get("usage"))
     return completion

@@ -123,3 +123,20 @@ def test_tgi_plain_answers_match_openai(client: openai.OpenAI, model: str) -> No
     )
     assert completion.id.startswith("chatcmpl-")
     assert completion.choices[0].message.content == "The weather in Paris is "
+
+
+@pytest.mark.parametrize("model", CHAT_ENGINES)
+def test_legacy_completions_take_the_same_two_paths(
+    client: openai.OpenAI, stats: EmulatorStats, model: str
+) -> None:
+    prompt = "Write one line.\nhello completion world"
+    for max_tokens, expected in ((20, (1, 0)), (None, (0, 1))):
+        before = (stats.invocations, stats.streams_opened)
+        kw: dict[str, Any] = {} if max_tokens is None else {"max_tokens": max_tokens}
+        answer = client.completions.create(model=model, prompt=prompt, stop=["world"], **kw)
+        assert calls(stats, before) == expected, max_tokens
+        (choice,) = answer.choices
+        assert choice.text.strip() == "hello completion"  # the stop cut on both paths
+        assert choice.finish_reason == "stop"
+        assert answer.model == model and answer.id.startswith("cmpl")
+        assert answer.object == "text_completion"

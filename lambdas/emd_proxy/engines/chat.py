@@ -40,7 +40,9 @@ class ChatEngine:
     def fixer(self, request: ChatCompletionRequest | CompletionRequest) -> StreamFixer:
         return StreamFixer()
 
-    def fix_answer(self, answer: dict[str, Any], request: ChatCompletionRequest) -> dict[str, Any]:
+    def fix_answer(
+        self, answer: dict[str, Any], request: ChatCompletionRequest | CompletionRequest
+    ) -> dict[str, Any]:
         return answer
 
     # --- shared ------------------------------------------------------------------
@@ -70,15 +72,29 @@ class ChatEngine:
         return UpstreamCall(dumps(self.prepare(body, entry)), self.content_type)
 
     def completion_call(self, request: CompletionRequest, entry: RegistryEntry) -> UpstreamCall:
-        if request.suffix is not None:
-            # No engine inserts text (vLLM and TGI both refuse it): say so plainly.
-            raise InvalidRequestError(
-                f"The model `{entry.id}` does not support `suffix`; put the text in the "
-                "prompt instead.",
-                param="suffix",
-            )
+        _check_suffix(request, entry)
         body = self.prepare_completion(_streamed_body(request, entry), entry)
         return UpstreamCall(dumps(body), self.content_type)
+
+    def plain_completion_call(
+        self, request: CompletionRequest, entry: RegistryEntry
+    ) -> UpstreamCall:
+        """A legacy completion as one non-stream invoke."""
+        _check_suffix(request, entry)
+        body = _body(request, entry)
+        body["stream"] = False
+        body.pop("stream_options", None)
+        return UpstreamCall(dumps(self.prepare_completion(body, entry)), self.content_type)
+
+
+def _check_suffix(request: CompletionRequest, entry: RegistryEntry) -> None:
+    if request.suffix is not None:
+        # No engine inserts text (vLLM and TGI both refuse it): say so plainly.
+        raise InvalidRequestError(
+            f"The model `{entry.id}` does not support `suffix`; put the text in the "
+            "prompt instead.",
+            param="suffix",
+        )
 
 
 def _body(

@@ -110,17 +110,22 @@ class TgiEngine(ChatEngine):
     def fixer(self, request: ChatCompletionRequest | CompletionRequest) -> StreamFixer:
         return TgiStreamFixer(_stops(request))
 
-    def fix_answer(self, answer: dict[str, Any], request: ChatCompletionRequest) -> dict[str, Any]:
-        """A non-stream answer: the stop sequence cut from the text (and named, as
-        vLLM's `stop_reason`), a tool call finishing `tool_calls` (TGI says `stop`)."""
+    def fix_answer(
+        self, answer: dict[str, Any], request: ChatCompletionRequest | CompletionRequest
+    ) -> dict[str, Any]:
+        """A non-stream answer (chat or legacy completion): the stop sequence cut from
+        the text (and named, as vLLM's `stop_reason`), a tool call finishing
+        `tool_calls` (TGI says `stop`)."""
         stops = _stops(request)
         for choice in answer.get("choices") or ():
-            message = choice.get("message") or {}
-            text = message.get("content")
+            message = choice.get("message")
+            holder, key = (message, "content") if isinstance(message, dict) else (choice, "text")
+            message = message if isinstance(message, dict) else {}
+            text = holder.get(key)
             found = [(text.find(s), s) for s in stops if s in text] if isinstance(text, str) else []
             if found:
                 cut, choice["stop_reason"] = min(found)
-                message["content"] = text[:cut]
+                holder[key] = text[:cut]
             if message.get("tool_calls") and choice.get("finish_reason") in _TGI_STOPS:
                 choice["finish_reason"] = "tool_calls"
         return answer

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..engines import adapter
-from ..generation import chat_model, open_generation
+from ..generation import answer_completion, chat_model, open_generation
 from ..jsonio import StrictJsonRoute
 from ..openapi import BEARER_AUTH, ERROR_RESPONSES, event_stream
 from ..schemas.completions import CompletionRequest, TextCompletion
-from ..shapes.completions import ID_PREFIX, CompletionEvents, TextChunks, TextCompletionBuilder
-from ..streaming import fold_into, sse_response, started
+from ..shapes.completions import ID_PREFIX, CompletionEvents, TextChunks
+from ..streaming import sse_response, started
 
 router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
@@ -35,12 +35,11 @@ async def create_completion(
     body: CompletionRequest, request: Request
 ) -> JSONResponse | StreamingResponse:
     entry = chat_model(request, body.model)
+    if not body.stream:
+        return JSONResponse(await answer_completion(request, entry, body))
     engine = adapter(entry, "chat")
     call = engine.completion_call(body, entry)
     batches = await open_generation(request, entry, call, TextChunks(engine.fixer(body)), ID_PREFIX)
-    if not body.stream:
-        answer = await fold_into(batches, TextCompletionBuilder())
-        return JSONResponse(answer.result(entry.id))
     return sse_response(
         await started(batches), CompletionEvents(include_usage=body.wants_usage_chunk)
     )
