@@ -34,6 +34,8 @@ from pathlib import Path
 import aws_cdk as cdk
 import jsii
 
+from .bundle_trim import trim_bundle
+
 LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
 REQUIREMENTS = LAMBDAS_DIR / "requirements.txt"
 CONSTRAINTS = LAMBDAS_DIR / "constraints.txt"
@@ -44,7 +46,7 @@ REGISTRY_FILE = "emd_registry.json"
 # Paths never copied into a bundle (nor hashed): caches of local runs.
 EXCLUDE = ["**/__pycache__", "**/*.pyc", ".pytest_cache"]
 # Bumped when build_bundle changes what it writes, so old bundles are not reused.
-_BUNDLE_FORMAT = "2"
+_BUNDLE_FORMAT = "3"  # 3: trimmed (bundle_trim.py)
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ def build_bundle(out_dir: Path, *, registry_json: str, target: Target = LAMBDA_T
     # LWA's bootstrap execs the handler, so it must be executable in the zip.
     handler.chmod(0o755)
     (out_dir / REGISTRY_FILE).write_text(registry_json)
+    trim_bundle(out_dir)
     compile_bytecode(out_dir, target)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from emd_proxy.registry import Registry
+from infra.bundle_trim import BOTOCORE_SERVICES
 from infra.bundling import (
     CONSTRAINTS,
     HANDLER,
@@ -212,6 +213,11 @@ def test_arm64_bundle_is_complete(arm64_bundle: Path) -> None:
     assert "emd_proxy.main:create_app" in handler.read_text()
     assert (arm64_bundle / "emd_proxy" / "main.py").is_file()
     assert not (arm64_bundle / "bin").exists()  # host shebangs stay out
+    # Trimmed (infra/bundle_trim.py): botocore's data for the proxy's services only,
+    # no pydantic.v1 (test_host_bundle_starts_with_run_sh serves from such a bundle).
+    services = {p.name for p in (arm64_bundle / "botocore" / "data").iterdir() if p.is_dir()}
+    assert services == BOTOCORE_SERVICES
+    assert not (arm64_bundle / "pydantic" / "v1").exists()
     assert_bytecode(arm64_bundle, LAMBDA_TARGET.python_version)
 
     registry_json = (arm64_bundle / REGISTRY_FILE).read_text()
