@@ -37,7 +37,6 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
-from botocore.httpsession import get_cert_path
 from botocore.model import OperationModel
 from botocore.parsers import EventStreamJSONParser, create_parser
 from botocore.retries import quota, standard
@@ -298,10 +297,13 @@ class SageMakerRuntime:
     def _ssl_context(self) -> ssl.SSLContext | bool:
         if not self._endpoint_url.startswith("https:"):
             return False
-        # The CA bundle botocore would use (AWS_CA_BUNDLE / ca_bundle, else its default).
-        return ssl.create_default_context(
-            cafile=self._session.get_config_variable("ca_bundle") or get_cert_path(True)
-        )
+        ca_bundle = self._session.get_config_variable("ca_bundle")
+        if ca_bundle:  # AWS_CA_BUNDLE / ca_bundle, as botocore honours it
+            return ssl.create_default_context(cafile=ca_bundle)
+        # aiohttp's own verified context over the system's CA store, which it builds
+        # when imported: a context of our own would load a CA file again (30-50 ms of
+        # a Lambda's first request). AWS endpoints chain to roots every store has.
+        return True
 
 
 class UpstreamStream:

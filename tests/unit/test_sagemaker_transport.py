@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import botocore.loaders
@@ -969,3 +970,25 @@ def test_no_credentials_is_500_and_nothing_is_sent(serving, monkeypatch) -> None
             assert server.connections == 0
 
     run(main())
+
+
+def test_tls_trusts_the_system_store_unless_a_ca_bundle_is_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Over HTTPS the client takes aiohttp's verified context (built when aiohttp is
+    imported; no second CA load on a cold start), or AWS_CA_BUNDLE as botocore does."""
+    import ssl
+
+    import certifi
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    runtime = SageMakerRuntime(Settings(), session=aws_session())
+    assert runtime._ssl_context() is True
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(Path(certifi.where()).read_bytes())
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
+    runtime = SageMakerRuntime(Settings(), session=aws_session())
+    assert isinstance(runtime._ssl_context(), ssl.SSLContext)
