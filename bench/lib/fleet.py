@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,12 +110,15 @@ def ours_env(
     )
 
 
-def start_ours(procs: Processes, name: str, env: dict[str, str]) -> Server:
-    """lambdas/run.sh's command line (the Lambda's own), on a local port."""
+def start_ours(
+    procs: Processes, name: str, env: dict[str, str], python: Sequence[str] = (sys.executable,)
+) -> Server:
+    """lambdas/run.sh's command line (the Lambda's own), on a local port, run by
+    `python` (this venv's interpreter unless told)."""
     port = free_port()
     url = f"http://{HOST}:{port}"
     argv = [
-        sys.executable,
+        *python,
         "-m",
         "uvicorn",
         "--factory",

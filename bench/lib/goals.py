@@ -18,7 +18,8 @@ GOALS = (
     ("throughput_vs_litellm", "concurrent requests/s >= 4x LiteLLM's", 4.0),
     ("ttft_vs_litellm", "streaming added TTFT <= 0.15x LiteLLM's", 0.15),
     ("no_held_back_chunks", "streaming never holds back a chunk (gaps ~20 ms)", 0),
-    ("cold_start_s", "cold start to first response <= 600 ms", 0.6),
+    # Issue 8 asked 600 ms; issue 16 asks 450 ms, for the chat Lambda's bundle.
+    ("cold_start_s", "cold start to first response <= 450 ms", 0.45),
     ("idle_rss_mib", "idle RSS <= 120 MB", 120.0),
 )
 

@@ -89,7 +89,9 @@ def run_all(
             procs.stop(server.proc)
     print("cold start ...", flush=True)
     with timed(took, "cold_start"):
-        result["cold_start"] = bench_cold_start(procs, fleet.ours_env, config["cold_start_runs"])
+        result["cold_start"] = bench_cold_start(
+            procs, fleet.ours_env, config["cold_start_runs"], work
+        )
     procs.stop(fleet.servers["ours_backend"].proc)
     print("emd serve shutdown ...", flush=True)
     with timed(took, "shutdown"):
