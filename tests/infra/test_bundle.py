@@ -373,3 +373,40 @@ def test_a_bundle_without_a_bytecode_interpreter_ships_source_and_says_so(
     assert compile_bytecode(tmp_path, Target("manylinux2014_aarch64", "3.99")) is False
     assert "no Python 3.99 found to compile the Lambda bundle's bytecode" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.pyc"))
+
+
+_ENDPOINT_URLS = """
+import json, botocore.session
+urls = {}
+for region in ("us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1"):
+    client = botocore.session.get_session().create_client(
+        "sagemaker-runtime", region_name=region, aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    urls[region] = client.meta.endpoint_url
+print(json.dumps(urls))
+"""
+
+
+def test_trimmed_botocore_resolves_endpoints_as_the_full_one(builds: Builds) -> None:
+    """The bundle's trimmed botocore data (infra/bundle_trim.py) gives the SageMaker
+    runtime client the endpoints the full data gives, in every partition."""
+    bundle = builds.host.result()
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    env = {"PYTHONPATH": str(bundle), "HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}
+    trimmed = subprocess.run(
+        [base_python, "-S", "-c", _ENDPOINT_URLS],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,  # the assert shows stderr
+    )
+    assert trimmed.returncode == 0, trimmed.stderr
+    full = subprocess.run(
+        [sys.executable, "-c", _ENDPOINT_URLS],
+        env={**os.environ, "HOME": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(trimmed.stdout) == json.loads(full.stdout)
+    assert json.loads(trimmed.stdout)["cn-north-1"].endswith(".amazonaws.com.cn")
