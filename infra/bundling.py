@@ -46,7 +46,7 @@ REGISTRY_FILE = "emd_registry.json"
 # Paths never copied into a bundle (nor hashed): caches of local runs.
 EXCLUDE = ["**/__pycache__", "**/*.pyc", ".pytest_cache"]
 # Bumped when build_bundle changes what it writes, so old bundles are not reused.
-_BUNDLE_FORMAT = "3"  # 3: trimmed (bundle_trim.py)
+_BUNDLE_FORMAT = "4"  # 3, 4: trimmed (bundle_trim.py)
 
 
 @dataclass(frozen=True)
