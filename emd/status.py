@@ -14,7 +14,16 @@ from typing import Any
 
 from emd_proxy.registry import endpoint_name
 
-from .aws import Aws, Stack, api_stack_name, aws_errors, error_code, find_deployment, first_failure
+from .aws import (
+    Aws,
+    Stack,
+    api_stack_name,
+    aws_errors,
+    error_code,
+    find_deployment,
+    first_failure,
+    model_stack_prefix,
+)
 from .errors import CliError
 from .keys import default_key, mask
 
@@ -112,15 +121,15 @@ def collect(aws: Aws, prefix: str) -> StatusReport:
         if secret_id:
             report.api_key = _read_default_key(aws, secret_id, report.warnings)
     for stack in deployment.models:
-        model = model_status(aws, stack)
+        model = model_status(aws, stack, prefix)
         report.models.append(model)
         report.problems.extend(_model_problems(aws, stack, model))
     return report
 
 
-def model_status(aws: Aws, stack: Stack) -> ModelStatus:
+def model_status(aws: Aws, stack: Stack, prefix: str) -> ModelStatus:
     out = stack.outputs
-    endpoint = out.get("EndpointName") or _endpoint_from_stack(stack.name)
+    endpoint = out.get("EndpointName") or _endpoint_from_stack(stack.name, prefix)
     live = _describe_endpoint(aws, endpoint)
     variants = live.get("ProductionVariants") or []
     current = [v["CurrentInstanceCount"] for v in variants if "CurrentInstanceCount" in v]
@@ -220,11 +229,12 @@ def _read_default_key(aws: Aws, secret_id: str, warnings: list[str]) -> str | No
     return key
 
 
-def _endpoint_from_stack(stack_name: str) -> str:
+def _endpoint_from_stack(stack_name: str, prefix: str) -> str:
     """Before its outputs exist, a model stack's endpoint follows from its name:
-    `<prefix>-Model-<slug>` serves `emd-<slug>` (both slugged the same way)."""
-    slug = stack_name.split("-Model-", 1)[-1]
-    return endpoint_name(slug, "")
+    `<prefix>-Model-<slug>` serves `<prefix>-<slug>` lowercased (both slugged the
+    same way, so a cut name gets the same hash)."""
+    slug = stack_name.removeprefix(model_stack_prefix(prefix))
+    return endpoint_name(slug, "", prefix=prefix)
 
 
 def _iso(moment: datetime) -> str:

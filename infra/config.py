@@ -90,7 +90,9 @@ class ModelDeployment:
 
     @property
     def endpoint_name(self) -> str:
-        return endpoint_name(self.catalog.model, self.choice.tag)
+        """`<prefix>-<model>-<tag>` (lowercased, at most 63 characters): two prefixes in
+        one account and region never share an endpoint, nor its log group."""
+        return endpoint_name(self.catalog.model, self.choice.tag, prefix=self.prefix)
 
     @property
     def stack_name(self) -> str:

@@ -61,9 +61,9 @@ def stack_name(prefix: str, model_id: str) -> str:
     return f"{prefix}-Model-{_slug(model)}-{_slug(tag)}"
 
 
-def endpoint_name(model_id: str) -> str:
+def endpoint_name(model_id: str, prefix: str = "EMD") -> str:
     model, _, tag = model_id.partition("/")
-    return registry_endpoint_name(model, tag)
+    return registry_endpoint_name(model, tag, prefix=prefix)
 
 
 def template(outputs: dict[str, str]) -> str:
@@ -96,7 +96,7 @@ def create_api_stack(prefix: str = "EMD", key: str | None = DEFAULT_KEY) -> str:
 
 
 def create_model_stack(spec: ModelSpec, prefix: str = "EMD", outputs: bool = True) -> str:
-    endpoint = endpoint_name(spec.model_id)
+    endpoint = endpoint_name(spec.model_id, prefix)
     values = {
         "ModelId": spec.model_id,
         "EndpointName": endpoint,

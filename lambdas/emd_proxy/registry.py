@@ -128,11 +128,19 @@ def _can_see(entry: RegistryEntry, visible: frozenset[str] | None) -> bool:
     return visible is None or entry.id in visible
 
 
-def endpoint_name(model: str, tag: str) -> str:
-    """`emd-<model>-<tag>` lowercased, non-alphanumerics as `-`, at most 63 characters
-    (SageMaker's limit): longer names are cut and end with a 6-hex hash of the full name."""
-    name = re.sub(r"[^a-z0-9]+", "-", f"emd-{model}-{tag}".lower()).strip("-")
-    if len(name) <= 63:
+DEFAULT_ENDPOINT_PREFIX = "emd"
+MAX_ENDPOINT_NAME = 63  # SageMaker's limit
+
+
+def endpoint_name(model: str, tag: str, prefix: str = DEFAULT_ENDPOINT_PREFIX) -> str:
+    """`<prefix>-<model>-<tag>` lowercased, non-alphanumerics as `-`, at most 63
+    characters (SageMaker's limit): longer names are cut and end with a 6-hex hash of
+    the full name, so names that differ anywhere (the prefix included) stay distinct.
+
+    A deployment passes its stack prefix (`emd:prefix`, default `EMD`, which gives
+    `emd-<model>-<tag>`); `emd serve` keeps the default."""
+    name = re.sub(r"[^a-z0-9]+", "-", f"{prefix}-{model}-{tag}".lower()).strip("-")
+    if len(name) <= MAX_ENDPOINT_NAME:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:6]
-    return f"{name[:56].rstrip('-')}-{digest}"
+    return f"{name[: MAX_ENDPOINT_NAME - 7].rstrip('-')}-{digest}"

@@ -141,7 +141,7 @@ def test_endpoint_arns_are_computed_when_the_region_is_unknown(agnostic: Synth) 
     assert grants["chat"] == grants["rerank"] == grants["models"] == []
     (embeddings,) = grants["embeddings"]
     assert cfn.join_text(embeddings) == (
-        "arn:{AWS::Partition}:sagemaker:{AWS::Region}:123456789012:endpoint/emd-bge-m3-v2"
+        "arn:{AWS::Partition}:sagemaker:{AWS::Region}:123456789012:endpoint/team1-bge-m3-v2"
     )
     assert [cfn.join_text(a) for a in grants["invocations"]] == [cfn.join_text(embeddings)]
 
@@ -154,7 +154,7 @@ def test_no_sagemaker_permission_is_wider_than_an_endpoint(multi: Synth, agnosti
                     for resource in cfn.listify(statement["Resource"]):
                         text = cfn.join_text(resource)
                         assert "*" not in text, text
-                        assert ":endpoint/emd-" in text
+                        assert f":endpoint/{synth.config.prefix.lower()}-" in text
 
 
 def test_secret_is_readable_only_by_the_lambdas(multi: Synth) -> None:

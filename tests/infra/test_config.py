@@ -65,16 +65,17 @@ def test_registry_has_every_model_of_every_family() -> None:
         "bge-reranker-v2-m3/dev",
         "whisper-large-v3-turbo/eu",
     }
-    assert entries["Qwen3-8B/dev"].endpoint == "emd-qwen3-8b-dev"
+    # The prefix leads the endpoint name: another prefix never shares the endpoint.
+    assert entries["Qwen3-8B/dev"].endpoint == "team-qwen3-8b-dev"
     for entry in entries.values():
         catalog = lookup(entry.model)
         assert (entry.engine, entry.families) == (catalog.engine, catalog.families)
         assert entry.features == catalog.features
-    assert config.endpoints_of("audio") == ["emd-whisper-large-v3-turbo-eu"]
+    assert config.endpoints_of("audio") == ["team-whisper-large-v3-turbo-eu"]
     assert config.endpoints_of("invocations") == [
-        "emd-qwen3-8b-dev",
-        "emd-bge-m3-dev",
-        "emd-bge-reranker-v2-m3-dev",
+        "team-qwen3-8b-dev",
+        "team-bge-m3-dev",
+        "team-bge-reranker-v2-m3-dev",
     ]
     # Deterministic: the same context renders the same registry (and asset hash).
     again = config_of(

@@ -198,3 +198,22 @@ def test_a_name_of_exactly_63_characters_is_kept() -> None:
     model = "m" * (63 - len("emd--dev"))
     assert endpoint_name(model, "dev") == f"emd-{model}-dev"
     assert len(endpoint_name(model + "m", "dev")) <= 63
+
+
+def test_the_prefix_leads_the_name() -> None:
+    assert endpoint_name("Qwen3-8B", "dev", prefix="EMD") == "emd-qwen3-8b-dev"
+    assert endpoint_name("Qwen3-8B", "dev", prefix="Team_1") == "team-1-qwen3-8b-dev"
+    assert endpoint_name("Qwen3-8B", "dev") == endpoint_name("Qwen3-8B", "dev", prefix="EMD")
+
+
+def test_long_names_of_two_prefixes_stay_distinct() -> None:
+    # Cut at 63 characters the two would be equal: only the hash keeps them apart.
+    model, tag = "m" * 40, "t" * 32
+    one = endpoint_name(model, tag, prefix="Team-A-" + "p" * 20)
+    two = endpoint_name(model, tag, prefix="Team-B-" + "p" * 20)
+    assert one != two
+    assert len(one) == len(two) == 63
+    assert one.startswith("team-a-") and two.startswith("team-b-")
+    same_cut = endpoint_name("x" * 80, "dev", prefix="Alpha")
+    other = endpoint_name("x" * 80, "prod", prefix="Alpha")
+    assert same_cut[:56] == other[:56] and same_cut != other

@@ -212,6 +212,33 @@ def test_other_prefixes_and_unrelated_stacks_are_ignored(aws) -> None:
     assert list(by_id(document)) == ["bge-m3/dev"]
 
 
+def test_two_prefixes_with_the_same_model_see_their_own_endpoints(aws) -> None:
+    deploy([QWEN])
+    deploy([QWEN], prefix="Staging")
+    assert endpoint_name(QWEN.model_id, "Staging") == "staging-qwen3-8b-dev"
+    set_endpoint(endpoint_name(QWEN.model_id), "InService")
+    set_endpoint(endpoint_name(QWEN.model_id, "Staging"), "Failed", reason="OOM")
+    code, document, _ = status_json()
+    assert code == 0
+    assert by_id(document)["Qwen3-8B/dev"]["endpoint_name"] == "emd-qwen3-8b-dev"
+    assert by_id(document)["Qwen3-8B/dev"]["endpoint_status"] == "InService"
+    code, document, _ = status_json("--prefix", "Staging")
+    assert code == 1
+    assert by_id(document)["Qwen3-8B/dev"]["endpoint_name"] == "staging-qwen3-8b-dev"
+    assert by_id(document)["Qwen3-8B/dev"]["endpoint_status"] == "Failed"
+
+
+def test_a_stack_without_outputs_names_its_prefixed_endpoint(aws) -> None:
+    create_api_stack("Team-1")
+    spec = ModelSpec("New/dev", with_endpoint=False)
+    name = create_model_stack(spec, prefix="Team-1", outputs=False)
+    set_stack(name, "CREATE_IN_PROGRESS")
+    code, document, stderr = status_json("--prefix", "Team-1")
+    assert code == 0, stderr
+    [model] = document["models"]
+    assert model["endpoint_name"] == "team-1-new-dev"
+
+
 def test_every_page_of_stacks_is_read(aws) -> None:
     cfn = boto3.client("cloudformation", region_name=REGION)
     # moto pages DescribeStacks by 50: ours come after two pages of other stacks.
