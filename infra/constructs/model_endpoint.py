@@ -3,8 +3,18 @@
 Model (container image + environment, execution role) -> EndpointConfig (one variant
 on the chosen GPU instance type) -> Endpoint with a deterministic name, so the API
 stack can compute its ARN without a cross-stack reference. The Model and the
-EndpointConfig keep CloudFormation-generated names: changing them replaces them, and
-the Endpoint is then updated in place to the new config.
+EndpointConfig keep CloudFormation-generated names: changing them replaces them (a
+fixed name would make the replacement fail), and the Endpoint is then updated in
+place to the new config.
+
+Autoscaling is registered only when max_capacity > min_capacity. SageMaker refuses
+an UpdateEndpoint that changes the instance type of a variant registered with
+Application Auto Scaling, so a fixed-size endpoint must not be registered, and a
+scaled one changes instance type in two deployments (README, Deploying to AWS).
+A new image alone (a new Model) is allowed under autoscaling.
+
+The endpoint's log group is retained when the stack rolls back or is deleted: the
+container's logs are what explains a failed health check on a first start.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ VARIANT = "AllTraffic"
 # after a long quiet period.
 SCALE_IN_COOLDOWN = cdk.Duration.minutes(10)
 SCALE_OUT_COOLDOWN = cdk.Duration.minutes(5)
+LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 # SageMaker publishes the instance metrics (CPU, GPU, memory, disk) with the
 # execution role under this namespace.
 _METRICS_NAMESPACES = "/aws/sagemaker/*"
@@ -51,8 +62,12 @@ class ModelEndpoint(Construct):
             # SageMaker writes the container's stdout/stderr here; creating it sets a
             # retention and lets the role be scoped to it.
             log_group_name=f"/aws/sagemaker/Endpoints/{endpoint_name}",
-            retention=logs.RetentionDays.THREE_MONTHS,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
+            retention=LOG_RETENTION,
+            # Kept on rollback and on delete: a container that fails its health check
+            # on the first start leaves its logs. Its name is a literal, so a later
+            # `cdk deploy --import-existing-resources` adopts the kept group instead of
+            # failing with "already exists".
+            removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         self.role = iam.Role(
             self,
@@ -105,7 +120,17 @@ class ModelEndpoint(Construct):
         # The container logs from its first second; the group and grant come first.
         self.endpoint.node.add_dependency(self.log_group, self.policy)
 
-        self.scalable_target = appscaling.ScalableTarget(
+        self.scalable_target: appscaling.ScalableTarget | None = None
+        if max_capacity > min_capacity:
+            self.scalable_target = self._autoscaling(
+                model, endpoint_name, min_capacity, max_capacity
+            )
+
+    def _autoscaling(
+        self, model: CatalogModel, endpoint_name: str, min_capacity: int, max_capacity: int
+    ) -> appscaling.ScalableTarget:
+        """Target tracking on invocations per instance, between the two capacities."""
+        target = appscaling.ScalableTarget(
             self,
             "Scaling",
             service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
@@ -124,14 +149,15 @@ class ModelEndpoint(Construct):
                 mutable=False,
             ),
         )
-        self.scalable_target.node.add_dependency(self.endpoint)
-        self.scalable_target.scale_to_track_metric(
+        target.node.add_dependency(self.endpoint)
+        target.scale_to_track_metric(
             "InvocationsPerInstance",
             target_value=model.invocations_per_instance_target,
             predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
             scale_in_cooldown=SCALE_IN_COOLDOWN,
             scale_out_cooldown=SCALE_OUT_COOLDOWN,
         )
+        return target
 
     def _image(self, image: ContainerImage) -> tuple[str, str]:
         """(image URI, ECR repository ARN): literal when the region is known at synth,

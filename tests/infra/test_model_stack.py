@@ -98,13 +98,13 @@ def test_chosen_instance_type_and_capacity(multi: Synth) -> None:
 
 
 def test_autoscaling_tracks_invocations_per_instance(multi: Synth) -> None:
-    template = multi.template("EMD-Model-qwen3-8b-dev")
+    template = multi.template("EMD-Model-qwen3-4b-instruct-2507-prod")
     target = one(template, "AWS::ApplicationAutoScaling::ScalableTarget")
     props = target["Properties"]
     assert props["ServiceNamespace"] == "sagemaker"
     assert props["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
-    assert props["ResourceId"] == "endpoint/emd-qwen3-8b-dev/variant/AllTraffic"
-    assert (props["MinCapacity"], props["MaxCapacity"]) == (1, 1)
+    assert props["ResourceId"] == "endpoint/emd-qwen3-4b-instruct-2507-prod/variant/AllTraffic"
+    assert (props["MinCapacity"], props["MaxCapacity"]) == (2, 4)
     assert cfn.join_text(props["RoleARN"]).endswith(
         "/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
     )
@@ -116,7 +116,9 @@ def test_autoscaling_tracks_invocations_per_instance(multi: Synth) -> None:
     assert tracking["PredefinedMetricSpecification"] == {
         "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
     }
-    assert tracking["TargetValue"] == lookup("Qwen3-8B").invocations_per_instance_target
+    assert tracking["TargetValue"] == (
+        lookup("Qwen3-4B-Instruct-2507").invocations_per_instance_target
+    )
     assert tracking["ScaleInCooldown"] == 600
     assert policy["ScalingTargetId"] == {"Ref": next(iter(cfn.resources(template, target["Type"])))}
 
@@ -183,3 +185,56 @@ def test_unknown_region_resolves_images_through_a_mapping(agnostic: Synth) -> No
     whisper = agnostic.template("Team1-Model-whisper-large-v3-turbo-dev")
     (mapping,) = whisper["Mappings"].values()
     assert mapping == {region: {"account": a} for region, a in DLC_ACCOUNTS.items()}
+
+
+FIXED_SIZE = [
+    "EMD-Model-qwen3-8b-dev",
+    "EMD-Model-qwen2-5-7b-instruct-dev",
+    "EMD-Model-qwen2-5-coder-7b-instruct-dev",
+    "EMD-Model-bge-m3-dev",
+    "EMD-Model-bge-reranker-v2-m3-dev",
+    "EMD-Model-whisper-large-v3-turbo-dev",
+]
+
+
+@pytest.mark.parametrize("stack", FIXED_SIZE)
+def test_a_fixed_size_endpoint_is_not_registered_with_autoscaling(multi: Synth, stack: str) -> None:
+    """min = max: no scalable target, else SageMaker refuses every later UpdateEndpoint
+    that changes the instance type, and the stack update rolls back."""
+    (deployment,) = [m for m in multi.config.models if m.stack_name == stack]
+    assert deployment.min_capacity == deployment.max_capacity
+    template = multi.template(stack)
+    assert cfn.resources(template, "AWS::ApplicationAutoScaling::ScalableTarget") == {}
+    assert cfn.resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy") == {}
+
+
+def test_model_and_endpoint_config_are_replaceable(multi: Synth) -> None:
+    """A new image or instance type replaces the Model or the EndpointConfig (each has
+    only replacement-requiring properties); a fixed name would make the replacement
+    fail. The endpoint then updates in place to the new config, by reference."""
+    for stack in ("EMD-Model-qwen3-8b-dev", "EMD-Model-qwen3-4b-instruct-2507-prod"):
+        template = multi.template(stack)
+        (model_id, model) = next(iter(cfn.resources(template, "AWS::SageMaker::Model").items()))
+        configs = cfn.resources(template, "AWS::SageMaker::EndpointConfig")
+        (config_id, config) = next(iter(configs.items()))
+        assert "ModelName" not in model["Properties"]
+        assert "EndpointConfigName" not in config["Properties"]
+        (variant,) = config["Properties"]["ProductionVariants"]
+        assert variant["ModelName"] == {"Fn::GetAtt": [model_id, "ModelName"]}
+        endpoint = one(template, "AWS::SageMaker::Endpoint")["Properties"]
+        assert endpoint["EndpointConfigName"] == {"Fn::GetAtt": [config_id, "EndpointConfigName"]}
+
+
+def test_endpoint_log_group_survives_rollback_and_delete(multi: Synth, agnostic: Synth) -> None:
+    for synth, stack, endpoint in (
+        (multi, "EMD-Model-qwen3-8b-dev", "emd-qwen3-8b-dev"),
+        (agnostic, "Team1-Model-bge-m3-v2", "team1-bge-m3-v2"),
+    ):
+        template = synth.template(stack)
+        (log_group,) = cfn.resources(template, "AWS::Logs::LogGroup").values()
+        assert log_group["DeletionPolicy"] == "Retain"
+        assert log_group["UpdateReplacePolicy"] == "Retain"
+        assert log_group["Properties"]["RetentionInDays"] == 90
+        # A literal name (the one SageMaker writes to): `--import-existing-resources`
+        # can adopt a group kept by an earlier rollback.
+        assert log_group["Properties"]["LogGroupName"] == f"/aws/sagemaker/Endpoints/{endpoint}"
