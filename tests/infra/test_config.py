@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 
 from emd_proxy.registry import Registry
+from infra.app import build
 from infra.catalog import lookup
 from infra.config import ConfigError, load
+from tests.infra.synth import ACCOUNT, project_context
 
 
 def config_of(**context: Any) -> Any:
@@ -24,6 +28,24 @@ def test_defaults() -> None:
     assert (config.throttle.rate_limit, config.throttle.burst_limit) == (50.0, 100)
     assert config.web_acl_arn is None
     assert json.loads(config.registry_json()) == []
+
+
+def test_cdk_json_as_shipped_deploys_the_api_alone(tmp_path: Path) -> None:
+    """`cdk deploy --all` with the default cdk.json starts no GPU endpoint (billed per
+    instance-hour from creation): models are chosen on purpose."""
+    ctx = project_context()
+    assert ctx["emd:models"] == []
+    ctx["aws:cdk:bundling-stacks"] = []
+    app = cdk.App(context=ctx, outdir=str(tmp_path))
+    config = build(app, env=cdk.Environment(account=ACCOUNT, region="us-east-1"))
+    app.synth()
+    assert config.models == ()
+    assert json.loads(config.registry_json()) == []  # GET /v1/models lists nothing
+    assert [p.name for p in tmp_path.glob("*.template.json")] == ["EMD-API.template.json"]
+    api = json.loads((tmp_path / "EMD-API.template.json").read_text())
+    assert not any(r["Type"].startswith("AWS::SageMaker::") for r in api["Resources"].values())
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    assert [v for p in report["pluginReports"] for v in p.get("violations", [])] == []
 
 
 def test_list_and_json_string_give_the_same_models() -> None:
