@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from emd_proxy.registry import endpoint_name
+from infra.prices import HOURS_PER_DAY, cost
 
 from .aws import (
     Aws,
@@ -41,6 +42,7 @@ JSON_FIELDS = (
     "stack_name",
     "stack_status",
     "created",
+    "hourly_usd",
 )
 
 
@@ -59,6 +61,9 @@ class ModelStatus:
     created: str | None  # the endpoint's creation time, ISO 8601 UTC
     desired_count: int | None = None  # differs from instance_count while scaling
     stack_in_progress: bool = False
+    # On-demand USD per hour of the running instances (infra/prices.py); None when the
+    # price or the count is unknown, 0 when the endpoint does not exist.
+    hourly_usd: float | None = None
 
 
 @dataclass
@@ -81,7 +86,21 @@ class StatusReport:
             "api_key": self.api_key if show_key else mask(self.api_key),
             "api_key_secret_arn": self.api_key_secret_arn,
             "models": [{k: asdict(m)[k] for k in JSON_FIELDS} for m in self.models],
+            "total_daily_usd": self.total_daily_usd,
         }
+
+    @property
+    def total_daily_usd(self) -> float | None:
+        """What the endpoints cost per day as they run now; None if any price is unknown."""
+        hourly = [m.hourly_usd for m in self.models]
+        if any(h is None for h in hourly):
+            return None
+        return round(sum(h for h in hourly if h is not None) * HOURS_PER_DAY, 2)
+
+    @property
+    def known_daily_usd(self) -> float:
+        """The part of the daily cost whose prices are known."""
+        return round(sum(m.hourly_usd or 0.0 for m in self.models) * HOURS_PER_DAY, 2)
 
     @property
     def settled(self) -> bool:
@@ -128,6 +147,15 @@ def collect(aws: Aws, prefix: str) -> StatusReport:
 
 
 def model_status(aws: Aws, stack: Stack, prefix: str) -> ModelStatus:
+    model = _model_status(aws, stack, prefix)
+    if model.endpoint_status == MISSING:
+        model.hourly_usd = 0.0
+    else:
+        model.hourly_usd = cost(model.instance_type, model.instance_count, aws.region)
+    return model
+
+
+def _model_status(aws: Aws, stack: Stack, prefix: str) -> ModelStatus:
     out = stack.outputs
     endpoint = out.get("EndpointName") or _endpoint_from_stack(stack.name, prefix)
     live = _describe_endpoint(aws, endpoint)

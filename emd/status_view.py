@@ -10,6 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from infra.prices import PRICES_AS_OF, usd
+
 from .keys import mask
 from .status import MISSING, ModelStatus, StatusReport
 
@@ -36,13 +38,29 @@ def render(report: StatusReport, show_key: bool) -> RenderableType:
             + ("" if show_key or not key else "  (--show-key prints it)")
         ),
     ]
-    return Group(*lines, model_table(report.models))
+    return Group(*lines, model_table(report.models), cost_line(report))
+
+
+def cost_line(report: StatusReport) -> Text:
+    """The endpoints' on-demand cost per day (infra/prices.py), "?" where unknown."""
+    total = report.total_daily_usd
+    if total is not None:
+        amount = usd(total, per="/day")
+    elif report.known_daily_usd:
+        amount = f"? (at least {usd(report.known_daily_usd, per='/day')}; some prices unknown)"
+    else:
+        amount = "? (no price known for these instances in this region)"
+    return Text(
+        f"Cost:     {amount} on demand for the endpoints as they run now "
+        f"(SageMaker prices of {PRICES_AS_OF})"
+    )
 
 
 def model_table(models: list[ModelStatus]) -> Table:
     table = Table(title="Models", title_justify="left")
     for column in ("model", "families", "engine", "instance", "endpoint", "stack", "created"):
         table.add_column(column)
+    table.add_column("$/hour", justify="right")
     for m in models:
         # Text cells: values from AWS are never read as rich markup.
         table.add_row(
@@ -53,6 +71,7 @@ def model_table(models: list[ModelStatus]) -> Table:
             Text(m.endpoint_status, style=_STATUS_STYLE.get(m.endpoint_status, "yellow")),
             Text(m.stack_status),
             Text(m.created.replace("T", " ").replace("Z", " UTC") if m.created else "-"),
+            Text(usd(m.hourly_usd)),
         )
     return table
 

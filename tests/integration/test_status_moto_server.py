@@ -87,6 +87,7 @@ def test_status_json_against_a_moto_server(env) -> None:
         "base_url": BASE_URL,
         "api_key": "sk-e…Xy9",
         "api_key_secret_arn": arn,
+        "total_daily_usd": None,  # no price for ml.p3.2xlarge in infra/prices.py
     }
     by_id = {m["id"]: m for m in models}
     created = {m["id"]: m.pop("created") for m in models}
@@ -102,6 +103,7 @@ def test_status_json_against_a_moto_server(env) -> None:
         "failure_reason": None,
         "stack_name": "EMD-Model-qwen3-8b-dev",
         "stack_status": "CREATE_COMPLETE",
+        "hourly_usd": None,
     }
     assert by_id["bge-m3/dev"] == {
         "id": "bge-m3/dev",
@@ -114,6 +116,7 @@ def test_status_json_against_a_moto_server(env) -> None:
         "failure_reason": None,
         "stack_name": "EMD-Model-bge-m3-dev",
         "stack_status": "CREATE_COMPLETE",
+        "hourly_usd": 0.0,  # no instance running yet
     }
     shown = json.loads(emd(env, "status", "--json", "--show-key").stdout)
     assert shown["api_key"] == DEFAULT_KEY

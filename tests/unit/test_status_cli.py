@@ -80,6 +80,7 @@ def test_json_follows_the_design_shape_field_by_field(aws) -> None:
         "api_key",
         "api_key_secret_arn",
         "models",
+        "total_daily_usd",
     ]
     assert document["prefix"] == "EMD"
     assert document["region"] == REGION
@@ -102,6 +103,7 @@ def test_json_follows_the_design_shape_field_by_field(aws) -> None:
         "stack_name",
         "stack_status",
         "created",
+        "hourly_usd",
     ]
     assert qwen["families"] == ["chat"]
     assert qwen["engine"] == "vllm"
@@ -119,6 +121,38 @@ def test_json_follows_the_design_shape_field_by_field(aws) -> None:
     assert bge["instance_type"] == "ml.g4dn.xlarge"
     assert bge["instance_count"] == 2
     assert bge["endpoint_name"] == "emd-bge-m3-dev"
+    # Prices from infra/prices.py: two ml.g4dn.xlarge at 0.7364; ml.p3.2xlarge has no
+    # price there, so the total is unknown rather than too low.
+    assert bge["hourly_usd"] == pytest.approx(1.4728)
+    assert qwen["hourly_usd"] is None
+    assert document["total_daily_usd"] is None
+
+
+def test_cost_per_model_and_per_day(aws) -> None:
+    deploy([BGE, ModelSpec("whisper/dev", engine="whisperx", families=("audio",))])
+    code, document, stderr = status_json()
+    assert code == 0, stderr
+    assert [m["hourly_usd"] for m in document["models"]] == [
+        pytest.approx(2 * 0.7364),
+        pytest.approx(0.7364),
+    ]
+    assert document["total_daily_usd"] == pytest.approx(round(3 * 0.7364 * 24, 2))
+    table = status().stdout
+    assert "$1.47" in table
+    assert "$0.74" in table
+    assert f"${3 * 0.7364 * 24:,.2f}/day" in table
+
+
+def test_cost_of_a_missing_endpoint_is_zero_and_unknown_prices_show_a_question_mark(
+    aws,
+) -> None:
+    deploy([QWEN, ModelSpec("bge-m3/dev", engine="tei", with_endpoint=False)])
+    _, document, _ = status_json()
+    models = by_id(document)
+    assert models["bge-m3/dev"]["hourly_usd"] == 0.0
+    assert models["Qwen3-8B/dev"]["hourly_usd"] is None
+    assert document["total_daily_usd"] is None
+    assert "Cost:     ? (no price known" in status().stdout
 
 
 def test_show_key_prints_the_whole_key(aws) -> None:
@@ -174,6 +208,7 @@ def test_table_shows_every_column(aws) -> None:
         "endpoint",
         "stack",
         "created",
+        "$/hour",
     ]
     rows = {
         cells[0]: cells
