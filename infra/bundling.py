@@ -65,6 +65,9 @@ class Target:
 LAMBDA_TARGET = Target(platform="manylinux2014_aarch64", python_version="3.13")
 LAMBDA_RUNTIME = cdk.aws_lambda.Runtime.PYTHON_3_13
 LAMBDA_ARCHITECTURE = cdk.aws_lambda.Architecture.ARM_64
+# The same runtime on x86_64: for the China regions, where the Lambda Web Adapter
+# layer is published for x86_64 only (constructs/proxy_function.py).
+LAMBDA_TARGET_X86 = Target(platform="manylinux2014_x86_64", python_version="3.13")
 LAMBDA_TASK_ROOT = "/var/task"  # where Lambda unpacks the bundle
 # An interpreter to compile the bundle's bytecode with (else one is looked for).
 BUNDLE_PYTHON_ENV = "EMD_BUNDLE_PYTHON"
@@ -132,18 +135,25 @@ def _package_files() -> list[Path]:
 
 
 def asset_hash(registry_json: str, target: Target = LAMBDA_TARGET) -> str:
-    """SHA-256 of everything that goes into the bundle."""
+    """SHA-256 of everything that goes into the bundle: the bundle format, the target,
+    whether it carries bytecode, the pinned requirements and the package's sources
+    (contents and paths, never mtimes), and the registry."""
     digest = hashlib.sha256()
 
-    def add(label: str, data: bytes) -> None:
+    def add(label: str, data: bytes | str) -> None:
+        if isinstance(data, str):
+            data = data.encode()
         digest.update(f"{label}\0{len(data)}\0".encode())
         digest.update(data)
 
     add("format", _BUNDLE_FORMAT.encode())
     add("target", f"{target.platform} {target.python_version}".encode())
     # A bundle built where no interpreter could compile its bytecode is another asset.
-    python = bytecode_python(target.python_version)
-    add("bytecode", (_version_of(python) if python else "none").encode())
+    # Only whether there is bytecode counts, never the compiling interpreter's patch
+    # version (3.13.1 or 3.13.9 write the same pyc format, magic number included: it
+    # changes with the minor version only), nor the time or the machine: else every
+    # developer's synth would name another asset and redeploy every Lambda.
+    add("bytecode", "compiled" if bytecode_python(target.python_version) else "none")
     for path in (REQUIREMENTS, CONSTRAINTS, RUN_SCRIPT, *_package_files()):
         add(path.relative_to(LAMBDAS_DIR).as_posix(), path.read_bytes())
     add("registry", registry_json.encode())
@@ -265,16 +275,16 @@ class LocalBundler:
         return True
 
 
-def lambda_code(registry_json: str) -> cdk.aws_lambda.AssetCode:
+def lambda_code(registry_json: str, target: Target = LAMBDA_TARGET) -> cdk.aws_lambda.AssetCode:
     """The one code asset every family Lambda shares."""
     return cdk.aws_lambda.Code.from_asset(
         str(LAMBDAS_DIR),
         exclude=EXCLUDE,
-        asset_hash=asset_hash(registry_json),
+        asset_hash=asset_hash(registry_json, target),
         asset_hash_type=cdk.AssetHashType.CUSTOM,
         bundling=cdk.BundlingOptions(
             # Never pulled: LocalBundler always bundles (or raises). CDK requires an image.
             image=LAMBDA_RUNTIME.bundling_image,
-            local=LocalBundler(registry_json=registry_json),
+            local=LocalBundler(registry_json=registry_json, target=target),
         ),
     )

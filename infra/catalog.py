@@ -347,8 +347,15 @@ _MODELS: list[CatalogModel] = [
         invocations_per_instance_target=500,
     ),
     # Speech to text on the WhisperX DLC: `large-v3-turbo` is faster-whisper's name for
-    # the CTranslate2 conversion of openai/whisper-large-v3-turbo. The container runs
-    # one transcription at a time (two more queue), hence the low scaling target.
+    # the CTranslate2 conversion of openai/whisper-large-v3-turbo, and it resolves in
+    # the DLC: its server loads WHISPERX_DEFAULT_MODEL with `whisperx.load_model(name)`
+    # (aws/deep-learning-containers scripts/docker/whisperx/server.py `_get_whisper`),
+    # which passes the name to faster_whisper.WhisperModel (m-bain/whisperX@2cfd7b7
+    # whisperx/asr.py `load_model`), whose download_model looks it up in `_MODELS`:
+    # `"large-v3-turbo": "mobiuslabsgmbh/faster-whisper-large-v3-turbo"`
+    # (SYSTRAN/faster-whisper@65882ee faster_whisper/utils.py line 29, there since
+    # v1.1.0; the DLC ships 1.2.1). The container runs one transcription at a time (two
+    # more queue), hence the low scaling target.
     CatalogModel(
         model="whisper-large-v3-turbo",
         hf_model_id="openai/whisper-large-v3-turbo",

@@ -5,6 +5,8 @@
                   a list in cdk.json or the same list as a JSON string with -c
     emd:throttle  {"rate_limit"?, "burst_limit"?}: API Gateway stage throttling
     emd:web_acl_arn  optional AWS WAFv2 web ACL (REGIONAL) to attach to the API stage
+    emd:reserved_concurrency  {"<family>": n}: reserved concurrency of family Lambdas
+                  (unset: none reserved, they share the account's pool)
 
 Every mistake fails synth with one message that names the valid choices.
 """
@@ -13,12 +15,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from emd_proxy.families import BY_NAME
 from emd_proxy.registry import Family, Registry, RegistryEntry, endpoint_name
 
 from .catalog import CatalogModel, InstanceType, lookup
@@ -136,6 +139,8 @@ class DeployConfig:
     models: tuple[ModelDeployment, ...]
     throttle: Throttle
     web_acl_arn: str | None = None
+    # Family Lambda name (emd_proxy.families) -> its reserved concurrency.
+    reserved_concurrency: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def api_stack_name(self) -> str:
@@ -177,7 +182,35 @@ def load(get: Callable[[str], Any]) -> DeployConfig:
         models=_models(prefix, get("emd:models")),
         throttle=throttle,
         web_acl_arn=web_acl_arn,
+        reserved_concurrency=_reserved_concurrency(get("emd:reserved_concurrency")),
     )
+
+
+def _reserved_concurrency(raw: Any) -> dict[str, int]:
+    """`{"chat": 20, "audio": 5}`: each named family Lambda keeps (and is capped at)
+    that many concurrent executions; the others share the account's unreserved pool."""
+    value = _json_value(raw, "emd:reserved_concurrency")
+    if value is None:
+        return {}
+    families = ", ".join(BY_NAME)
+    if not isinstance(value, dict):
+        raise ConfigError(
+            'emd:reserved_concurrency must be an object like {"chat": 20}, with family '
+            f"names among {families}; not {type(value).__name__}"
+        )
+    reserved: dict[str, int] = {}
+    for family, count in value.items():
+        if family not in BY_NAME:
+            raise ConfigError(
+                f"emd:reserved_concurrency: unknown family {family!r}; families: {families}"
+            )
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10000:
+            raise ConfigError(
+                f"emd:reserved_concurrency.{family} must be a whole number from 1 to 10000, "
+                f"not {count!r}"
+            )
+        reserved[family] = count
+    return reserved
 
 
 def _models(prefix: str, raw: Any) -> tuple[ModelDeployment, ...]:

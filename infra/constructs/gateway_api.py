@@ -116,9 +116,13 @@ class GatewayApi(Construct):
             description="EMD gateway: OpenAI-compatible API in front of SageMaker endpoints",
             endpoint_configuration=apigw.EndpointConfiguration(types=[apigw.EndpointType.REGIONAL]),
             binary_media_types=BINARY_MEDIA_TYPES,
-            # Stage logging needs the account's API Gateway CloudWatch role; kept on
-            # destroy because it is an account-wide setting other APIs may rely on.
+            # Stage logging needs the account's API Gateway CloudWatch role. It is one
+            # setting per account and region (AWS::ApiGateway::Account): each stack
+            # that makes one points the setting at its own role, and deleting that role
+            # would break every API's logging in the region. So the role and the
+            # setting are retained when the stack is deleted (also CDK's default).
             cloud_watch_role=True,
+            cloud_watch_role_removal_policy=cdk.RemovalPolicy.RETAIN,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),

@@ -10,6 +10,7 @@ secret and its family's endpoints).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -21,23 +22,112 @@ from ..bundling import (
     HANDLER,
     LAMBDA_ARCHITECTURE,
     LAMBDA_RUNTIME,
+    LAMBDA_TARGET,
+    LAMBDA_TARGET_X86,
     LAMBDA_TASK_ROOT,
     REGISTRY_FILE,
+    Target,
 )
+from ..config import ConfigError
 
-# Lambda Web Adapter, pinned (its README lists version 30 for the arm64 layer).
-ADAPTER_LAYER_ACCOUNT = "753240598075"
-ADAPTER_LAYER_NAME = "LambdaAdapterLayerArm64"
-ADAPTER_LAYER_VERSION = 30
 APP_PORT = 8080
 
 
-def adapter_layer_arn(stack: cdk.Stack) -> str:
-    """The layer in the stack's region (a literal when the region is known at synth)."""
-    return (
-        f"arn:{stack.partition}:lambda:{stack.region}:{ADAPTER_LAYER_ACCOUNT}:"
-        f"layer:{ADAPTER_LAYER_NAME}:{ADAPTER_LAYER_VERSION}"
+@dataclass(frozen=True)
+class AdapterLayer:
+    """One published Lambda Web Adapter layer, and the Lambda architecture (and bundle
+    target) it runs on."""
+
+    account: str
+    name: str
+    version: int
+    architecture: lambda_.Architecture
+    target: Target
+
+    def arn(self, partition: str, region: str) -> str:
+        return f"arn:{partition}:lambda:{region}:{self.account}:layer:{self.name}:{self.version}"
+
+
+# The adapter ships as public layers only (no PyPI or npm package carries its binary,
+# and synth has no other way to fetch its release), so each partition gets the layer
+# the adapter's docs list for it (awslabs/aws-lambda-web-adapter, README.md and
+# docs/guide/src/getting-started/zip-packages.md):
+# - aws: account 753240598075 in every commercial region, LambdaAdapterLayerArm64:30
+#   (the version its README lists now).
+# - aws-cn: one account per region and x86_64 layers only, LambdaAdapterLayerX86:26
+#   (the newest China ARNs the docs list, at v1.0.0), so there the Lambdas run x86_64.
+# - aws-us-gov (and the isolated partitions): no layer is published; synth refuses.
+COMMERCIAL_ADAPTER = AdapterLayer(
+    account="753240598075",
+    name="LambdaAdapterLayerArm64",
+    version=30,
+    architecture=LAMBDA_ARCHITECTURE,
+    target=LAMBDA_TARGET,
+)
+CHINA_ADAPTERS: dict[str, AdapterLayer] = {
+    region: AdapterLayer(
+        account=account,
+        name="LambdaAdapterLayerX86",
+        version=26,
+        architecture=lambda_.Architecture.X86_64,
+        target=LAMBDA_TARGET_X86,
     )
+    for region, account in (("cn-north-1", "041581134020"), ("cn-northwest-1", "069767869989"))
+}
+# Regions known to have no arm64 adapter layer in account 753240598075: what an
+# env-agnostic template (region unknown at synth) refuses with a CloudFormation rule.
+NO_COMMERCIAL_ADAPTER = (*sorted(CHINA_ADAPTERS), "us-gov-east-1", "us-gov-west-1")
+
+
+def adapter_layer(region: str) -> AdapterLayer:
+    """The layer for a region known at synth, or a ConfigError that says why none fits."""
+    if region.startswith("cn-"):
+        if region not in CHINA_ADAPTERS:
+            raise ConfigError(
+                f"region {region}: the Lambda Web Adapter layer is published in the China "
+                f"regions {', '.join(sorted(CHINA_ADAPTERS))} only"
+            )
+        return CHINA_ADAPTERS[region]
+    if region.startswith("us-gov-") or region.startswith("us-iso"):
+        raise ConfigError(
+            f"region {region}: AWS GovCloud (US) and the isolated regions are not supported: "
+            "the Lambda Web Adapter, which streams the API's answers, publishes no layer "
+            "there. Deploy the API stack in a commercial or China region."
+        )
+    return COMMERCIAL_ADAPTER
+
+
+class AdapterChoice:
+    """The adapter layer ARN and the architecture for `stack`: from `adapter_layer`
+    when the region is known at synth; otherwise the commercial arm64 layer in the
+    deploying region, with a CloudFormation rule that refuses the regions where it does
+    not exist (China needs x86_64, decided at synth: give synth the region)."""
+
+    def __init__(self, stack: cdk.Stack) -> None:
+        region = stack.region
+        if not cdk.Token.is_unresolved(region):
+            self.layer = adapter_layer(region)
+            self.arn = self.layer.arn(stack.partition, region)
+            return
+        self.layer = COMMERCIAL_ADAPTER
+        self.arn = self.layer.arn(cdk.Aws.PARTITION, cdk.Aws.REGION)
+        cdk.CfnRule(
+            stack,
+            "WebAdapterRegion",
+            assertions=[
+                cdk.CfnRuleAssertion(
+                    assert_=cdk.Fn.condition_not(
+                        cdk.Fn.condition_contains(list(NO_COMMERCIAL_ADAPTER), cdk.Aws.REGION)
+                    ),
+                    assert_description=(
+                        "This template uses the Lambda Web Adapter's arm64 layer, which is "
+                        "published in the commercial regions only. For the China regions "
+                        "(x86_64 layers) synthesize with the region set (CDK_DEFAULT_REGION "
+                        "or your AWS profile's region); AWS GovCloud (US) has no layer."
+                    ),
+                )
+            ],
+        )
 
 
 def adapter_environment() -> dict[str, str]:
@@ -64,9 +154,11 @@ class ProxyFunction(Construct):
         family: str,
         code: lambda_.Code,
         layer: lambda_.ILayerVersion,
+        architecture: lambda_.Architecture,
         secret_id: str,
         timeout: cdk.Duration,
         memory_size: int,
+        reserved_concurrency: int | None = None,
         environment: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(scope, id_)
@@ -90,7 +182,7 @@ class ProxyFunction(Construct):
             "Function",
             description=f"EMD gateway: {family} routes",
             runtime=LAMBDA_RUNTIME,
-            architecture=LAMBDA_ARCHITECTURE,
+            architecture=architecture,
             handler=HANDLER,
             code=code,
             layers=[layer],
@@ -98,6 +190,7 @@ class ProxyFunction(Construct):
             log_group=self.log_group,
             timeout=timeout,
             memory_size=memory_size,
+            reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             environment={
                 **adapter_environment(),

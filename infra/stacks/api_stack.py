@@ -23,15 +23,16 @@ from ..bundling import lambda_code
 from ..config import DeployConfig
 from ..constructs.alarms import GatewayAlarms
 from ..constructs.gateway_api import GatewayApi, RouteTarget
-from ..constructs.proxy_function import ProxyFunction, adapter_layer_arn
+from ..constructs.proxy_function import AdapterChoice, ProxyFunction
 
-# Lambda timeout and memory per timeout class of the family table: generation, raw
-# invocations and transcriptions stream up to API Gateway's 15 minute limit;
-# embeddings and rerank answer within SageMaker's 60 s InvokeEndpoint limit; listing
-# models is local.
+# Lambda (and API Gateway integration) timeout and memory per timeout class of the
+# family table: generation and raw invocations stream up to API Gateway's 15 minute
+# limit; embeddings, rerank and transcriptions are one real-time InvokeEndpoint, which
+# SageMaker ends at 60 s, so 90 s covers it with the margin below (their proxy gives up
+# on SageMaker at 60 s); listing models is local.
 TIMEOUTS: dict[TimeoutClass, cdk.Duration] = {
     "instant": cdk.Duration.seconds(30),
-    "short": cdk.Duration.minutes(2),
+    "short": cdk.Duration.seconds(90),
     "long": cdk.Duration.minutes(15),
 }
 MEMORY_MB: dict[TimeoutClass, int] = {"instant": 512, "short": 1024, "long": 1024}
@@ -51,10 +52,10 @@ class ApiStack(cdk.Stack):
         )
         self.config = config
         self.secret = self._api_key_secret()
-        layer = lambda_.LayerVersion.from_layer_version_arn(
-            self, "WebAdapterLayer", adapter_layer_arn(self)
-        )
-        code = lambda_code(config.registry_json())
+        # Before the code asset: a region without an adapter layer fails synth at once.
+        adapter = AdapterChoice(self)
+        layer = lambda_.LayerVersion.from_layer_version_arn(self, "WebAdapterLayer", adapter.arn)
+        code = lambda_code(config.registry_json(), adapter.layer.target)
 
         self.functions: dict[str, ProxyFunction] = {}
         targets: list[RouteTarget] = []
@@ -71,9 +72,11 @@ class ApiStack(cdk.Stack):
                 family=spec.name,
                 code=code,
                 layer=layer,
+                architecture=adapter.layer.architecture,
                 secret_id=self.secret.secret_arn,
                 timeout=timeout,
                 memory_size=MEMORY_MB[spec.timeout],
+                reserved_concurrency=config.reserved_concurrency.get(spec.name),
                 environment=environment,
             )
             self.secret.grant_read(fn.role)

@@ -18,8 +18,9 @@ Family = Literal["chat", "embeddings", "rerank", "invocations", "audio"]
 # names the Lambda that serves only these).
 MODELS = "models"
 # How long a family's requests may run: `long` streams up to API Gateway's 15 minute
-# limit (generation, raw invocations, transcription); `short` answers within
-# SageMaker's 60 s InvokeEndpoint limit (embeddings, rerank); `instant` is local work.
+# limit (generation, raw invocations); `short` is one real-time InvokeEndpoint, which
+# SageMaker ends at 60 s (embeddings, rerank, transcription: a longer Lambda would buy
+# nothing); `instant` is local work.
 TimeoutClass = Literal["instant", "short", "long"]
 
 
@@ -70,7 +71,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
         _post("/v1/audio/transcriptions", "/v1/audio/translations"),
         "audio",
         "audio",
-        "long",
+        "short",
     ),
 )
 BY_NAME = {spec.name: spec for spec in FAMILIES}

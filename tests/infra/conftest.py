@@ -39,7 +39,7 @@ ONE_PER_FAMILY = [
     {"id": "whisper-large-v3-turbo"},
 ]
 # Region unknown at synth (images through a CfnMapping), families without models, a
-# WAF web ACL, another prefix and throttle.
+# WAF web ACL, another prefix and throttle, reserved concurrency for two families.
 AGNOSTIC = [{"id": "bge-m3", "tag": "v2"}, {"id": "whisper-large-v3-turbo"}]
 WEB_ACL_ARN = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/emd/0123-abcd"
 
@@ -66,6 +66,7 @@ def agnostic(make_synth: Callable[..., Synth]) -> Synth:
             "emd:prefix": "Team1",
             "emd:throttle": '{"rate_limit": 5, "burst_limit": 10}',
             "emd:web_acl_arn": WEB_ACL_ARN,
+            "emd:reserved_concurrency": '{"chat": 20, "audio": 2}',
         },
     )
 

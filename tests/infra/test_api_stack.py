@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
+import pytest
 from aws_cdk import assertions
 
 from emd_proxy.families import FAMILIES
 from infra.bundling import LAMBDA_TARGET
+from infra.config import ConfigError
+from infra.constructs.proxy_function import adapter_layer
 from infra.stacks.api_stack import TIMEOUTS
 from tests.infra import cfn
 from tests.infra.conftest import WEB_ACL_ARN
@@ -55,6 +59,13 @@ def test_every_integration_streams_with_its_timeout(multi: Synth) -> None:
         assert integration["TimeoutInMillis"] == TIMEOUT_SECONDS[family] * 1000, route
     chat = cfn.routes(multi.api)[("POST", "/v1/chat/completions")]["Integration"]
     assert chat["TimeoutInMillis"] == 15 * 60 * 1000
+    # A transcription is one real-time InvokeEndpoint, which SageMaker ends at 60 s: its
+    # Lambda and integration stop at 90 s, and its proxy gives up on SageMaker at 60 s.
+    audio = cfn.routes(multi.api)[("POST", "/v1/audio/transcriptions")]["Integration"]
+    assert audio["TimeoutInMillis"] == 90 * 1000
+    _, audio_lambda = cfn.functions_by_family(multi.api)["audio"]
+    assert audio_lambda["Timeout"] == 90
+    assert audio_lambda["Environment"]["Variables"]["EMD_UPSTREAM_TIMEOUT_SECONDS"] == "60"
 
 
 def test_lambdas_run_arm64_on_python_3_13_with_the_adapter(multi: Synth) -> None:
@@ -278,3 +289,90 @@ def test_no_models_still_gives_every_route(empty: Synth) -> None:
     assert set(cfn.routes(empty.api)) == set(EXPECTED_ROUTES)
     for _, props in cfn.functions_by_family(empty.api).values():
         assert invoke_resources(empty.api, cfn.role_of(props)) == []
+
+
+def lambda_code_and_layers(synth: Synth) -> tuple[set[str], set[str], set[str]]:
+    """(architectures, layer ARNs as JSON, code S3 keys) over every family Lambda."""
+    functions = [props for _, props in cfn.functions_by_family(synth.api).values()]
+    return (
+        {arch for props in functions for arch in props["Architectures"]},
+        {json.dumps(layer, sort_keys=True) for props in functions for layer in props["Layers"]},
+        {json.dumps(props["Code"]["S3Key"]) for props in functions},
+    )
+
+
+def test_china_uses_the_adapters_china_accounts_on_x86_64(
+    multi: Synth, make_synth: Callable[..., Synth]
+) -> None:
+    """The adapter publishes x86_64 layers only in China, from one account per region
+    (awslabs/aws-lambda-web-adapter, docs/guide/src/getting-started/zip-packages.md):
+    there the Lambdas run x86_64, from a bundle built for x86_64."""
+    china = make_synth(models=[{"id": "bge-m3"}], region="cn-north-1")
+    architectures, layers, keys = lambda_code_and_layers(china)
+    assert architectures == {"x86_64"}
+    assert layers == {
+        json.dumps("arn:aws-cn:lambda:cn-north-1:041581134020:layer:LambdaAdapterLayerX86:26")
+    }
+    assert keys.isdisjoint(lambda_code_and_layers(multi)[2])  # another bundle
+    assert adapter_layer("cn-northwest-1").arn("aws-cn", "cn-northwest-1") == (
+        "arn:aws-cn:lambda:cn-northwest-1:069767869989:layer:LambdaAdapterLayerX86:26"
+    )
+    # The commercial partition keeps the pinned arm64 layer (see also the test above).
+    assert lambda_code_and_layers(multi)[:2] == (
+        {"arm64"},
+        {json.dumps("arn:aws:lambda:us-east-1:753240598075:layer:LambdaAdapterLayerArm64:30")},
+    )
+    assert adapter_layer("eu-central-1") == adapter_layer("us-east-1")
+
+
+@pytest.mark.parametrize("region", ["us-gov-west-1", "us-gov-east-1", "cn-south-9"])
+def test_regions_without_an_adapter_layer_fail_synth_clearly(
+    region: str, make_synth: Callable[..., Synth]
+) -> None:
+    expected = "GovCloud" if region.startswith("us-gov") else "China regions cn-north-1, "
+    with pytest.raises(ConfigError, match=f"region {region}: .*{expected}"):
+        make_synth(models=[], region=region)
+
+
+def test_an_env_agnostic_template_refuses_the_regions_without_the_arm64_layer(
+    agnostic: Synth, multi: Synth
+) -> None:
+    architectures, layers, _ = lambda_code_and_layers(agnostic)
+    assert architectures == {"arm64"}
+    (layer,) = layers
+    assert cfn.join_text(json.loads(layer)) == (
+        "arn:{AWS::Partition}:lambda:{AWS::Region}:753240598075:layer:LambdaAdapterLayerArm64:30"
+    )
+    (assertion,) = agnostic.api["Rules"]["WebAdapterRegion"]["Assertions"]
+    assert assertion["Assert"] == {
+        "Fn::Not": [
+            {
+                "Fn::Contains": [
+                    ["cn-north-1", "cn-northwest-1", "us-gov-east-1", "us-gov-west-1"],
+                    {"Ref": "AWS::Region"},
+                ]
+            }
+        ]
+    }
+    assert "synthesize with the region set" in assertion["AssertDescription"]
+    assert "WebAdapterRegion" not in multi.api.get("Rules", {})
+
+
+def test_reserved_concurrency_only_where_configured(agnostic: Synth, multi: Synth) -> None:
+    reserved = {
+        family: props.get("ReservedConcurrentExecutions")
+        for family, (_, props) in cfn.functions_by_family(agnostic.api).items()
+    }
+    assert reserved == {name: {"chat": 20, "audio": 2}.get(name) for name in FAMILY_NAMES}
+    for _, props in cfn.functions_by_family(multi.api).values():
+        assert "ReservedConcurrentExecutions" not in props
+
+
+def test_the_account_wide_cloudwatch_role_is_retained(multi: Synth) -> None:
+    """AWS::ApiGateway::Account is one setting per account and region: deleting the
+    stack must leave it, and the role it points at, for the region's other APIs."""
+    (account,) = cfn.resources(multi.api, "AWS::ApiGateway::Account").values()
+    assert account["DeletionPolicy"] == account["UpdateReplacePolicy"] == "Retain"
+    role_id = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
+    role = multi.api["Resources"][role_id]
+    assert role["DeletionPolicy"] == role["UpdateReplacePolicy"] == "Retain"

@@ -31,8 +31,10 @@ from pathlib import Path
 import pytest
 
 from emd_proxy.registry import Registry
+from infra import bundling
 from infra.bundle_trim import BOTOCORE_SERVICES
 from infra.bundling import (
+    BUNDLE_PYTHON_ENV,
     CONSTRAINTS,
     HANDLER,
     LAMBDA_TARGET,
@@ -242,6 +244,61 @@ def test_asset_hash_comes_from_the_inputs(arm64_bundle: Path, tmp_path: Path) ->
     # cdk.json ships no models, so compare with a registry that has some.
     with_models = load({"emd:models": HOST_MODELS}.get).registry_json()
     assert asset_hash(with_models) != asset_hash(default_registry_json())
+
+
+def _fake_python(directory: Path, version: str) -> str:
+    """An "interpreter" that reports `version` (all the bundler asks it before compiling)."""
+    directory.mkdir(parents=True)
+    python = directory / f"python{LAMBDA_TARGET.python_version}"
+    python.write_text(f"#!/bin/sh\necho {version}\n")
+    python.chmod(0o755)
+    return str(python)
+
+
+def test_asset_hash_ignores_the_interpreters_patch_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two developers whose Python 3.13 differ in the patch version (their bytecode has
+    the same format: the pyc magic number changes with the minor version only) build
+    the same asset, so a deploy from either changes no Lambda. A bundle with no
+    bytecode at all is another asset."""
+    registry_json = default_registry_json()
+    hashes = set()
+    for version in ("3.13.1", "3.13.9"):
+        monkeypatch.setenv(BUNDLE_PYTHON_ENV, _fake_python(tmp_path / version, version))
+        assert bytecode_python(LAMBDA_TARGET.python_version)
+        hashes.add(asset_hash(registry_json))
+    assert len(hashes) == 1
+    monkeypatch.setattr(bundling, "bytecode_python", lambda version: None)
+    assert asset_hash(registry_json) not in hashes
+
+
+def test_asset_hash_ignores_where_and_when_the_sources_were_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another checkout (another path, every file written at another time, local
+    __pycache__ beside the sources) hashes the same; a changed source does not."""
+    registry_json = default_registry_json()
+    before = asset_hash(registry_json)
+    copy = tmp_path / "elsewhere" / "lambdas"
+    shutil.copytree(bundling.LAMBDAS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    long_ago = time.time() - 400 * 24 * 3600
+    for path in copy.rglob("*"):
+        os.utime(path, (long_ago, long_ago))
+    (copy / "emd_proxy" / "__pycache__").mkdir(exist_ok=True)
+    (copy / "emd_proxy" / "__pycache__" / "main.cpython-313.pyc").write_bytes(b"stale")
+    for name, path in {
+        "LAMBDAS_DIR": copy,
+        "REQUIREMENTS": copy / bundling.REQUIREMENTS.name,
+        "CONSTRAINTS": copy / bundling.CONSTRAINTS.name,
+        "RUN_SCRIPT": copy / bundling.RUN_SCRIPT.name,
+        "PACKAGE": copy / bundling.PACKAGE.name,
+    }.items():
+        monkeypatch.setattr(bundling, name, path)
+    assert asset_hash(registry_json) == before
+    main = copy / "emd_proxy" / "main.py"
+    main.write_text(main.read_text() + "\n# changed\n")
+    assert asset_hash(registry_json) != before
 
 
 def test_bundle_is_reproducible_and_small(arm64_bundle: Path, builds: Builds) -> None:

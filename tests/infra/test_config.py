@@ -106,6 +106,14 @@ def test_registry_has_every_model_of_every_family() -> None:
     assert again.registry_json() == config.registry_json()
 
 
+def test_reserved_concurrency_per_family() -> None:
+    assert config_of().reserved_concurrency == {}
+    as_json = config_of(**{"emd:reserved_concurrency": '{"chat": 20, "audio": 2}'})
+    as_object = config_of(**{"emd:reserved_concurrency": {"chat": 20, "audio": 2}})
+    expected = {"chat": 20, "audio": 2}
+    assert as_json.reserved_concurrency == as_object.reserved_concurrency == expected
+
+
 def test_throttle_and_web_acl() -> None:
     arn = "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/emd/abc"
     config = config_of(
@@ -159,6 +167,17 @@ _MISTAKES: list[tuple[dict[str, Any], str]] = [
         {"emd:web_acl_arn": "arn:aws:wafv2:us-east-1:1:global/webacl/x/y"},
         "is not a REGIONAL WAFv2 web ACL ARN",
     ),
+    (
+        {"emd:reserved_concurrency": {"chats": 5}},
+        "emd:reserved_concurrency: unknown family 'chats'; families: models, chat, ",
+    ),
+    (
+        {"emd:reserved_concurrency": {"chat": 0}},
+        "emd:reserved_concurrency.chat must be a whole number from 1 to 10000, not 0",
+    ),
+    ({"emd:reserved_concurrency": {"chat": True}}, "must be a whole number"),
+    ({"emd:reserved_concurrency": {"chat": "5"}}, "must be a whole number"),
+    ({"emd:reserved_concurrency": [5]}, "emd:reserved_concurrency must be an object"),
 ]
 
 
