@@ -47,6 +47,7 @@ class Stack:
     reason: str | None
     outputs: dict[str, str]
     created: datetime | None = None
+    description: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -67,9 +68,9 @@ class Deployment:
 class Aws:
     """boto3 clients for one region, created on first use."""
 
-    def __init__(self, region: str | None = None) -> None:
+    def __init__(self, region: str | None = None, profile: str | None = None) -> None:
         with aws_errors():
-            self.session = boto3.session.Session(region_name=region)
+            self.session = boto3.session.Session(region_name=region, profile_name=profile)
         if not self.session.region_name:
             raise CliError(
                 "no AWS region: pass --region, set AWS_REGION, or set a default region "
@@ -206,4 +207,5 @@ def _stack(raw: dict[str, Any]) -> Stack:
         reason=raw.get("StackStatusReason"),
         outputs={o["OutputKey"]: o.get("OutputValue", "") for o in raw.get("Outputs") or []},
         created=raw.get("CreationTime"),
+        description=raw.get("Description"),
     )

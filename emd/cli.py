@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -80,6 +81,51 @@ def status(
             watching=watch,
             interval=interval,
             local=local,
+        )
+    )
+
+
+@app.command()
+def doctor(
+    *,
+    context: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--context",
+            "-c",
+            help="Context override key=value, as `cdk deploy -c` takes it (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    region: Region = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(help="AWS profile (default: AWS_PROFILE or the default).", show_default=False),
+    ] = None,
+    app_dir: Annotated[
+        Path, typer.Option(help="Directory with the cdk.json to read.", show_default=True)
+    ] = Path("."),
+    toolkit_stack_name: Annotated[
+        str | None,
+        typer.Option(
+            help="CDK bootstrap stack (default: cdk.json's toolkitStackName or CDKToolkit).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Preflight for `cdk deploy --all` (read-only): credentials, bootstrap, GPU quotas,
+    images, name collisions and cost; exit code 1 on a blocker."""
+    from .doctor_cmd import run_doctor
+
+    raise typer.Exit(
+        run_doctor(
+            app_dir=app_dir,
+            context=context,
+            region=region,
+            profile=profile,
+            toolkit_stack_name=toolkit_stack_name,
+            as_json=as_json,
         )
     )
 
