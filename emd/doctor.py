@@ -293,7 +293,7 @@ def _images(aws: Aws, config: DeployConfig, report: DoctorReport) -> None:
 
 
 def _ecr_image(aws: Aws, image: ContainerImage, account: str, check: Check) -> None:
-    where = f"{account}.dkr.ecr.{aws.region}/{image.name}"
+    where = image.uri(aws.region)
     try:
         with aws_errors():
             answer = aws.client("ecr").batch_get_image(
@@ -304,7 +304,7 @@ def _ecr_image(aws: Aws, image: ContainerImage, account: str, check: Check) -> N
     except CliError as exc:
         code = error_code(exc)
         if code == "RepositoryNotFoundException":
-            check.status, check.detail = "blocker", f"no repository {image.repository} in {where}"
+            check.status, check.detail = "blocker", f"{where}: no such repository in {account}"
             check.fix = "deploy in another region, or update the image in infra/images.py"
         else:
             check.status = "warning"
