@@ -78,7 +78,7 @@ def test_unknown_model_raises_not_found(client: openai.OpenAI) -> None:
         ),
         (
             b'{"model": "echo/local", "messages": [{"role": "user", "content": "x"}], '
-            b'"temperature": 9}',
+            b'"temperature": -1}',
             "temperature",
         ),
         (

@@ -299,7 +299,8 @@ def test_a_named_function_streams_a_call_to_it(client: openai.OpenAI, tool: Any)
     assert list(calls) == [0]
     assert calls[0]["name"] == name
     check_call(name, calls[0]["arguments"])
-    assert body[-1].choices[0].finish_reason == "tool_calls"
+    # A call of a named tool finishes `stop`, as vLLM (and OpenAI) say it.
+    assert body[-1].choices[0].finish_reason == "stop"
 
 
 @pytest.mark.slow
