@@ -72,7 +72,11 @@ def client(fake: FakeSageMaker) -> TestClient:
     return TestClient(app, headers={"Authorization": f"Bearer {KEY}"})
 
 
-def post(client: TestClient, route: str, model: str, data: bytes = b"RIFF", **fields: str) -> Any:
+# A WAV header: the route refuses files whose first bytes are no audio format.
+WAV_HEAD = b"RIFF\x24\x08\x00\x00WAVEfmt "
+
+
+def post(client: TestClient, route: str, model: str, data: bytes = WAV_HEAD, **fields: str) -> Any:
     return client.post(
         f"/v1/audio/{route}",
         data={"model": model, **fields},

@@ -28,6 +28,7 @@ from fastapi.responses import Response
 from pydantic_core import from_json, to_json
 from starlette.datastructures import FormData, UploadFile
 
+from ..audio_formats import SUPPORTED, sniff
 from ..engines import adapter
 from ..engines.adapters import AudioFile, Transcript, TranscriptionAdapter
 from ..errors import InvalidRequestError, RequestTooLargeError, UpstreamError
@@ -126,6 +127,12 @@ async def _read(request: Request, form: FormData) -> AudioFile:
         )
     if not data:
         raise InvalidRequestError("The audio file is empty.", param="file")
+    if sniff(data) is None:
+        raise InvalidRequestError(
+            "The file is not audio in a format the model reads (its first bytes match "
+            f"none of: {SUPPORTED}). Send one of those.",
+            param="file",
+        )
     return AudioFile(
         data, upload.filename or "audio", upload.content_type or "application/octet-stream"
     )
