@@ -7,5 +7,6 @@ set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 export PYTHONPATH="$HERE"
 # The proxy logs one JSON line per request itself; uvicorn's access log would repeat it.
-exec python -m uvicorn --factory emd_proxy.main:create_app \
+# emd_proxy.serve is uvicorn's command line with the garbage collector off from the start.
+exec python -m emd_proxy.serve --factory emd_proxy.main:create_app \
     --host 127.0.0.1 --port "${PORT:-8080}" --no-access-log

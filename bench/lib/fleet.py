@@ -120,7 +120,7 @@ def start_ours(
     argv = [
         *python,
         "-m",
-        "uvicorn",
+        "emd_proxy.serve",
         "--factory",
         "emd_proxy.main:create_app",
         "--host",
