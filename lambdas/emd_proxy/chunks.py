@@ -272,15 +272,14 @@ class CompletionBuilder:
         return completion
 
 
-def normalise_answer(
-    answer: dict[str, Any], model: str, id_prefix: str = "chatcmpl-"
-) -> dict[str, Any]:
-    """An engine's non-stream `chat.completion` by the stream's rules: the public
-    model id, a real id, OpenAI's message keys, tool calls with real ids and string
-    arguments, both reasoning field names. Every other field the engine sent (vLLM's
-    `prompt_logprobs`, `stop_reason`, `token_ids`, ...) is kept."""
+def answer_choices(
+    answer: dict[str, Any], object_: str, model: str, id_prefix: str
+) -> list[dict[str, Any]]:
+    """An engine's non-stream answer's envelope by the stream's rules (a real id, the
+    object type, the public model id, no empty fingerprint) and its choices, each with
+    its index; the answer normalisers fix the choices' own fields."""
     answer["id"] = answer.get("id") or f"{id_prefix}{uuid.uuid4().hex}"
-    answer["object"] = "chat.completion"
+    answer["object"] = object_
     answer["created"] = answer.get("created") or int(time.time())
     answer["model"] = model
     if not answer.get("system_fingerprint"):
@@ -291,6 +290,17 @@ def normalise_answer(
     for position, choice in enumerate(choices):
         if not isinstance(choice.get("index"), int):
             choice["index"] = position
+    return choices
+
+
+def normalise_answer(
+    answer: dict[str, Any], model: str, id_prefix: str = "chatcmpl-"
+) -> dict[str, Any]:
+    """An engine's non-stream `chat.completion` by the stream's rules: the public
+    model id, a real id, OpenAI's message keys, tool calls with real ids and string
+    arguments, both reasoning field names. Every other field the engine sent (vLLM's
+    `prompt_logprobs`, `stop_reason`, `token_ids`, ...) is kept."""
+    for choice in answer_choices(answer, "chat.completion", model, id_prefix):
         message = choice.get("message")
         if not isinstance(message, dict):
             choice["message"] = message = {"role": "assistant"}

@@ -90,12 +90,8 @@ async def answer_chat(
     if not plain_invoke(entry, chat):
         return (await fold(await open_chat(request, entry, chat))).result(entry.id)
     engine = adapter(entry, "chat")
-    answer = await services(request).invoke(entry.endpoint, engine.plain_call(chat, entry))
-    completion = normalise_answer(
-        engine.fix_answer(load_json_object(answer.body, "answer"), chat), entry.id
-    )
-    record_usage(principal(request).name, entry.id, completion.get("usage"))
-    return completion
+    answer = await _invoke_plain(request, entry, engine.plain_call(chat, entry))
+    return _counted(request, entry, normalise_answer(engine.fix_answer(answer, chat), entry.id))
 
 
 async def answer_completion(
@@ -108,13 +104,24 @@ async def answer_completion(
         fixer = TextChunks(engine.fixer(body))
         batches = await open_generation(request, entry, call, fixer, ID_PREFIX)
         return (await fold_into(batches, TextCompletionBuilder())).result(entry.id)
-    call = engine.plain_completion_call(body, entry)
-    answer = await services(request).invoke(entry.endpoint, call)
-    completion = normalise_text_answer(
-        engine.fix_answer(load_json_object(answer.body, "answer"), body), entry.id
+    answer = await _invoke_plain(request, entry, engine.plain_completion_call(body, entry))
+    return _counted(
+        request, entry, normalise_text_answer(engine.fix_answer(answer, body), entry.id)
     )
-    record_usage(principal(request).name, entry.id, completion.get("usage"))
-    return completion
+
+
+async def _invoke_plain(
+    request: Request, entry: RegistryEntry, call: UpstreamCall
+) -> dict[str, Any]:
+    """The engine's own non-stream answer, as a JSON object (or its error)."""
+    answer = await services(request).invoke(entry.endpoint, call)
+    return load_json_object(answer.body, "answer")
+
+
+def _counted(request: Request, entry: RegistryEntry, answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer, its usage recorded per key (as a stream's is when it ends)."""
+    record_usage(principal(request).name, entry.id, answer.get("usage"))
+    return answer
 
 
 async def open_generation(

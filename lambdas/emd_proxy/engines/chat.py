@@ -66,10 +66,9 @@ class ChatEngine:
         """The request as one non-stream invoke: the client's fields over the catalog's
         defaults, as the client sent them."""
         check_features(request, entry)
-        body = _body(request, entry)
-        body["stream"] = False
-        body.pop("stream_options", None)  # engines refuse it on a non-stream request
-        return UpstreamCall(dumps(self.prepare(body, entry)), self.content_type)
+        return UpstreamCall(
+            dumps(self.prepare(_plain_body(request, entry), entry)), self.content_type
+        )
 
     def completion_call(self, request: CompletionRequest, entry: RegistryEntry) -> UpstreamCall:
         _check_suffix(request, entry)
@@ -81,10 +80,8 @@ class ChatEngine:
     ) -> UpstreamCall:
         """A legacy completion as one non-stream invoke."""
         _check_suffix(request, entry)
-        body = _body(request, entry)
-        body["stream"] = False
-        body.pop("stream_options", None)
-        return UpstreamCall(dumps(self.prepare_completion(body, entry)), self.content_type)
+        body = self.prepare_completion(_plain_body(request, entry), entry)
+        return UpstreamCall(dumps(body), self.content_type)
 
 
 def _check_suffix(request: CompletionRequest, entry: RegistryEntry) -> None:
@@ -134,3 +131,13 @@ def check_features(request: ChatCompletionRequest, entry: RegistryEntry) -> None
                         f"The model `{entry.id}` does not accept images.",
                         param=f"messages.{m}.content.{p}",
                     )
+
+
+def _plain_body(
+    request: ChatCompletionRequest | CompletionRequest, entry: RegistryEntry
+) -> dict[str, Any]:
+    """The body of one non-stream invoke (engines refuse `stream_options` on it)."""
+    body = _body(request, entry)
+    body["stream"] = False
+    body.pop("stream_options", None)
+    return body

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..chunks import StreamFixer, finish_reason
+from ..chunks import StreamFixer, answer_choices, finish_reason
 from .chat import ChatEvents
 
 ID_PREFIX = "cmpl-"
@@ -128,18 +128,7 @@ def normalise_text_answer(answer: dict[str, Any], model: str) -> dict[str, Any]:
     """An engine's non-stream `text_completion` by the stream's rules (the public
     model id, a real id, OpenAI's finish reasons); the engine's other fields (vLLM's
     `prompt_logprobs`, ...) are kept."""
-    answer["id"] = answer.get("id") or f"{ID_PREFIX}{uuid.uuid4().hex}"
-    answer["object"] = "text_completion"
-    answer["created"] = answer.get("created") or int(time.time())
-    answer["model"] = model
-    if not answer.get("system_fingerprint"):
-        answer.pop("system_fingerprint", None)
-    choices = answer.get("choices")
-    if not isinstance(choices, list):
-        answer["choices"] = choices = []
-    for position, choice in enumerate(choices):
-        if not isinstance(choice.get("index"), int):
-            choice["index"] = position
+    for choice in answer_choices(answer, "text_completion", model, ID_PREFIX):
         choice["text"] = choice.get("text") or ""
         choice.setdefault("logprobs", None)
         choice["finish_reason"] = finish_reason(choice.get("finish_reason") or "stop")
