@@ -122,9 +122,9 @@ class TgiEngine(ChatEngine):
             holder, key = (message, "content") if isinstance(message, dict) else (choice, "text")
             message = message if isinstance(message, dict) else {}
             text = holder.get(key)
-            found = [(text.find(s), s) for s in stops if s in text] if isinstance(text, str) else []
-            if found:
-                cut, choice["stop_reason"] = min(found)
+            found = _first_stop(text, stops) if isinstance(text, str) else None
+            if found is not None:
+                cut, choice["stop_reason"] = found
                 holder[key] = text[:cut]
             if message.get("tool_calls") and choice.get("finish_reason") in _TGI_STOPS:
                 choice["finish_reason"] = "tool_calls"
@@ -133,6 +133,11 @@ class TgiEngine(ChatEngine):
 
 # How TGI says an answer ended by itself (the end of sequence or a stop sequence).
 _TGI_STOPS = frozenset({"stop", "eos_token", "stop_sequence"})
+
+
+def _first_stop(text: str, stops: list[str]) -> tuple[int, str] | None:
+    """Where the earliest stop sequence in `text` starts, and which it is."""
+    return min(((text.find(s), s) for s in stops if s in text), default=None)
 
 
 def _stops(request: ChatCompletionRequest | CompletionRequest) -> list[str]:
@@ -214,9 +219,9 @@ class TgiStreamFixer(StreamFixer):
         if not self.stops:
             return text
         held = state.held + text
-        found = [(held.find(s), s) for s in self.stops if s in held]
-        if found:
-            cut, state.matched = min(found)
+        found = _first_stop(held, self.stops)
+        if found is not None:
+            cut, state.matched = found
             state.held = ""
             return held[:cut]
         if final:
