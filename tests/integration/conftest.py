@@ -24,6 +24,18 @@ TGI = "echo-tgi/local"
 TGI_LEGACY = "echo-tgi-legacy/local"
 LMI = "echo-lmi/local"
 CHAT_ENGINES = [ECHO, TGI, TGI_LEGACY, LMI]
+# A chat-completions function tool the echo engines call with the message as `city`.
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
 WHISPER = "whisper-tiny.en/local"
 GHOST = "ghost/local"  # registered, but no endpoint exists behind it
 RAW = "echo-raw/local"  # the echo endpoint, reachable through /v1/invocations

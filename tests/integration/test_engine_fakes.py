@@ -16,19 +16,11 @@ from emd.local.containers.lmi import LmiContainer
 from emd.local.containers.tgi import TgiContainer
 from emd.local.servers import BackgroundServers
 
+from .conftest import WEATHER_TOOL
+
 MESSAGE = "The weather in Paris"
 CHAT = {"messages": [{"role": "user", "content": MESSAGE}]}
-TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
+TOOL = WEATHER_TOOL
 TOOLS = {**CHAT, "tools": [TOOL]}
 TOOL_SCHEMA = TOOL["function"]["parameters"]
 

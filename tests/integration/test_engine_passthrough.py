@@ -7,20 +7,10 @@ from __future__ import annotations
 import openai
 import pytest
 
-from .conftest import CHAT_ENGINES, ECHO, LMI, TGI, TGI_LEGACY
+from .conftest import CHAT_ENGINES, ECHO, LMI, TGI, TGI_LEGACY, WEATHER_TOOL
 
 HI = [{"role": "user", "content": "The weather in Paris is sunny"}]
-TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
+TOOL = WEATHER_TOOL
 NAMED = {"type": "function", "function": {"name": "get_weather"}}
 
 

@@ -12,7 +12,7 @@ import pytest
 from emd.local.emulator import EmulatorStats
 from emd.local.gateway import LocalGateway
 
-from .conftest import CHAT_ENGINES, ECHO, TGI, TGI_LEGACY
+from .conftest import CHAT_ENGINES, ECHO, TGI, TGI_LEGACY, WEATHER_TOOL
 
 HI = [{"role": "user", "content": "The weather in Paris is sunny"}]
 
@@ -70,18 +70,7 @@ def test_both_paths_give_the_same_answer(
     choice = stopped.choices[0]
     assert (choice.message.content, choice.finish_reason) == ("The weather in ", "stop")
     assert choice.model_extra is not None and choice.model_extra["stop_reason"] == "Paris"
-    tool = {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}},
-                "required": ["city"],
-            },
-        },
-    }
-    called = client.chat.completions.create(model=model, messages=HI, tools=[tool], **kw)
+    called = client.chat.completions.create(model=model, messages=HI, tools=[WEATHER_TOOL], **kw)
     choice = called.choices[0]
     assert choice.finish_reason == "tool_calls"
     (call,) = choice.message.tool_calls or []
