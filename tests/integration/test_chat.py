@@ -78,6 +78,8 @@ def test_include_usage_gives_a_final_usage_chunk(client: openai.OpenAI) -> None:
         model=SMOL,
         messages=PROMPT,
         max_tokens=8,
+        # Greedy: a sampled answer may end (EOS) before 8 tokens, which is no usage bug.
+        temperature=0,
         stream=True,
         stream_options={"include_usage": True},
     )
@@ -85,6 +87,7 @@ def test_include_usage_gives_a_final_usage_chunk(client: openai.OpenAI) -> None:
     last = chunks[-1]
     assert last.choices == []
     assert last.usage is not None
+    assert chunks[-2].choices[0].finish_reason == "length"
     assert last.usage.completion_tokens == 8
     assert all(c.choices for c in chunks[:-1])
 
