@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ProxyError, RequestTooLargeError
 from .log import logger
+from .log import request_id as current_request_id
 from .shapes.anthropic import error_body_for, speaks_anthropic
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ class GatewayMiddleware:
         status = 0
         response_started = False
         request_id = _request_id(scope)
+        scope["emd.request_id"] = request_id
+        current_request_id.set(request_id)
         id_header = (b"x-request-id", request_id.encode())
 
         async def send_tracking(message: Message) -> None:
