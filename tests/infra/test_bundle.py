@@ -471,3 +471,52 @@ def test_trimmed_botocore_resolves_endpoints_as_the_full_one(builds: Builds) -> 
     )
     assert json.loads(trimmed.stdout) == json.loads(full.stdout)
     assert json.loads(trimmed.stdout)["cn-north-1"].endswith(".amazonaws.com.cn")
+
+
+_READ_SECRET = """
+import json, sys
+from emd_proxy.auth import KeyStore
+store = KeyStore.from_secret(sys.argv[1])
+print(json.dumps(sorted(k.principal.name for k in store.keys())))
+"""
+
+
+def test_trimmed_bundle_reads_the_key_secret(builds: Builds) -> None:
+    """Every deployed Lambda reads its API keys from Secrets Manager with the bundle's
+    own botocore: the trimmed data must keep that service's model (a bundle without
+    it answered every request with 'API keys are unavailable')."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        aws = {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        secrets = boto3.client(
+            "secretsmanager",
+            endpoint_url=aws["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        secrets.create_secret(Name="emd-keys", SecretString=json.dumps({"default": "k" * 32}))
+        bundle = builds.host.result()
+        base_python = getattr(sys, "_base_executable", sys.executable)
+        env = {"PYTHONPATH": str(bundle), "HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}
+        read = subprocess.run(
+            [base_python, "-S", "-c", _READ_SECRET, "emd-keys"],
+            env={**env, **aws, "NO_PROXY": "127.0.0.1"},
+            capture_output=True,
+            text=True,
+            check=False,  # the assert shows stderr
+        )
+    finally:
+        server.stop()
+    assert read.returncode == 0, read.stderr
+    assert json.loads(read.stdout) == ["default"]
