@@ -38,6 +38,7 @@ __all__ = ["EchoContainer", "echo_answer", "tokens"]
 
 class EchoContainer(FakeChatContainer):
     served_model_name = "echo"
+    vllm_dlc = True
 
     def __init__(
         self, delay: float = 0.0, *, reasoning: bool = False, reasoning_field: str = "reasoning"

@@ -13,31 +13,39 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from .vllm_routes import SageMakerRouteMiddleware
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def sagemaker_app(ping: Endpoint, invocations: Endpoint) -> Starlette:
-    """The routes SageMaker calls (vLLM's router also answers POST /ping)."""
+def sagemaker_app(ping: Endpoint, invocations: Endpoint, *, vllm_dlc: bool = False) -> Starlette:
+    """The routes SageMaker calls (vLLM's router also answers POST /ping); `vllm_dlc`
+    adds the vLLM DLC's CustomAttributes routing (vllm_routes.py)."""
+    middleware = [Middleware(SageMakerRouteMiddleware)] if vllm_dlc else []
     return Starlette(
         routes=[
             Route("/ping", ping, methods=["GET", "POST"]),
             Route("/invocations", invocations, methods=["POST"]),
-        ]
+        ],
+        middleware=middleware,
     )
 
 
 class FakeChatContainer:
     served_model_name = "echo"
+    # Whether this fake is the vLLM DLC, which routes by CustomAttributes.
+    vllm_dlc = False
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
 
     def app(self) -> Starlette:
-        return sagemaker_app(self.ping, self.invocations)
+        return sagemaker_app(self.ping, self.invocations, vllm_dlc=self.vllm_dlc)
 
     async def ping(self, _: Request) -> Response:
         return Response(status_code=200)

@@ -174,7 +174,7 @@ class LlamaCppContainer:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def app(self) -> Starlette:
-        return sagemaker_app(self.ping, self.invocations)
+        return sagemaker_app(self.ping, self.invocations, vllm_dlc=True)
 
     async def ping(self, _: Request) -> Response:
         return Response(status_code=200 if self._server is not None else 503)

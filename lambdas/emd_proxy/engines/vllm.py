@@ -34,7 +34,17 @@ class VllmEngine(ChatEngine):
 # --- pooling and speech routes -----------------------------------------------------
 # vLLM's /invocations picks the request type from the body (chat, completion, then the
 # pooling types); the DLC's Amazon Linux image also routes by CustomAttributes, which
-# the Ubuntu image ignores, so both are sent.
+# the Ubuntu image ignores, so both are sent. These are the only routes the proxy
+# asks for (engines/custom_attributes.py holds callers of /v1/invocations to them).
+VLLM_ROUTES: dict[str, tuple[str, ...]] = {
+    "embeddings": ("/v1/embeddings",),
+    "rerank": ("/v1/rerank",),
+    "audio": ("/v1/audio/transcriptions", "/v1/audio/translations"),
+}
+
+
+def _route(family: str, index: int = 0) -> str:
+    return f"route={VLLM_ROUTES[family][index]}"
 
 
 class VllmEmbeddings(EmbeddingsAdapter):
@@ -50,7 +60,7 @@ class VllmEmbeddings(EmbeddingsAdapter):
         body: dict[str, Any] = {**extra, "input": inputs, "encoding_format": "float"}
         if dimensions is not None:
             body["dimensions"] = dimensions
-        return UpstreamCall(to_json(body), custom_attributes="route=/v1/embeddings")
+        return UpstreamCall(to_json(body), custom_attributes=_route("embeddings"))
 
     def parse(self, body: bytes, count: int) -> EmbeddingBatch:
         response = load_json_object(body, "embeddings")
@@ -70,7 +80,7 @@ class VllmRerank(RerankAdapter):
 
     def build(self, query: str, texts: list[str], extra: dict[str, Any]) -> UpstreamCall:
         body = {**extra, "query": query, "documents": texts}
-        return UpstreamCall(to_json(body), custom_attributes="route=/v1/rerank")
+        return UpstreamCall(to_json(body), custom_attributes=_route("rerank"))
 
     def parse(self, body: bytes) -> tuple[list[Score], int | None]:
         response = load_json_object(body, "scores")
@@ -87,7 +97,7 @@ class VllmTranscription(TranscriptionAdapter):
     def build(
         self, entry: RegistryEntry, audio: AudioFile, fields: list[tuple[str, str]]
     ) -> UpstreamCall:
-        return multipart_call(audio, fields, "route=/v1/audio/transcriptions")
+        return multipart_call(audio, fields, _route("audio"))
 
     # vLLM serves OpenAI's /v1/audio/translations for Whisper models; the DLC's
     # CustomAttributes route reaches it as it reaches transcriptions.
@@ -96,4 +106,4 @@ class VllmTranscription(TranscriptionAdapter):
     def build_translation(
         self, entry: RegistryEntry, audio: AudioFile, fields: list[tuple[str, str]]
     ) -> UpstreamCall:
-        return multipart_call(audio, fields, "route=/v1/audio/translations")
+        return multipart_call(audio, fields, _route("audio", 1))

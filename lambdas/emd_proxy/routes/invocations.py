@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ..engines.custom_attributes import check_custom_attributes
 from ..errors import InvalidRequestError
 from ..jsonio import StrictJsonRoute, dumps
 from ..openapi import BEARER_AUTH, ERROR_RESPONSES
@@ -46,6 +47,8 @@ _ANSWER = {
 async def invoke(body: InvocationsRequest, request: Request) -> Response:
     svc = services(request)
     entry = svc.registry.resolve(body.model, "invocations", principal(request).models)
+    # Containers route and pick models by CustomAttributes: only the model's own.
+    check_custom_attributes(body.custom_attributes, entry)
     call = UpstreamCall(_payload(body), body.content_type, body.accept, body.custom_attributes)
     if not body.stream:
         answer = await svc.invoke(entry.endpoint, call)
