@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, model_validator
 
-from .base import AnswerModel, PermissiveModel
+from .base import AnswerModel, PermissiveModel, RequestModel
 from .chat_rules import check_chat_rules
+from .limits import INT32_MAX, INT64_MAX, INT64_MIN, UINT32_MAX
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -33,37 +34,41 @@ class ChatMessage(PermissiveModel):
 
 
 class StreamOptions(PermissiveModel):
-    include_usage: bool | None = None
+    include_usage: StrictBool | None = None
     # vLLM's: usage on every chunk (other engines ignore it).
-    continuous_usage_stats: bool | None = None
+    continuous_usage_stats: StrictBool | None = None
 
 
-class ChatCompletionRequest(PermissiveModel):
-    # Fields in the order of the OpenAI reference.
+class ChatCompletionRequest(RequestModel):
+    # Fields in the order of the OpenAI reference; strict types and the engines'
+    # integer limits (limits.py).
     messages: list[ChatMessage] = Field(min_length=1)
     model: str = Field(min_length=1, max_length=256)
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    logit_bias: dict[str, float] | None = None
-    logprobs: bool | None = None
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    n: int | None = Field(default=None, ge=1, le=128)
-    parallel_tool_calls: bool | None = None
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)
+    logit_bias: dict[str, StrictFloat] | None = None
+    logprobs: StrictBool | None = None
+    max_completion_tokens: StrictInt | None = Field(default=None, ge=1, le=UINT32_MAX)
+    max_tokens: StrictInt | None = Field(default=None, ge=1, le=UINT32_MAX)
+    n: StrictInt | None = Field(default=None, ge=1, le=128)
+    parallel_tool_calls: StrictBool | None = None
+    presence_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)
     reasoning_effort: str | None = None
     response_format: dict[str, Any] | None = None
-    seed: int | None = None
+    seed: StrictInt | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
     stop: str | list[str] | None = None
-    stream: bool | None = None
+    stream: StrictBool | None = None
     stream_options: StreamOptions | None = None
     # No upper bound and -1 ("every token") as vLLM takes them; an engine that
     # refuses them says why (OpenAI's own bounds are 2 and 20).
-    temperature: float | None = Field(default=None, ge=0)
+    temperature: StrictFloat | None = Field(default=None, ge=0)
     tool_choice: str | dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
-    top_logprobs: int | None = Field(default=None, ge=-1)
-    top_p: float | None = Field(default=None, ge=0, le=1)
+    top_logprobs: StrictInt | None = Field(default=None, ge=-1, le=UINT32_MAX)
+    top_p: StrictFloat | None = Field(default=None, ge=0, le=1)
     user: str | None = None
+    # Engine extras the gateway bounds (the engines' own field): vLLM's -1 or 0 is
+    # "off", TGI's is an i32.
+    top_k: StrictInt | None = Field(default=None, ge=-1, le=INT32_MAX)
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ChatCompletionRequest:

@@ -9,34 +9,37 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, field_validator
 
-from .base import AnswerModel, PermissiveModel
+from .base import AnswerModel, RequestModel
 from .chat import CompletionUsage, FinishReason, StreamOptions
+from .limits import INT32_MAX, INT64_MAX, INT64_MIN, UINT32_MAX
 
 Prompt = str | list[str] | list[int] | list[list[int]]
 
 
-class CompletionRequest(PermissiveModel):
-    # Fields in the order of the OpenAI reference.
+class CompletionRequest(RequestModel):
+    # Fields in the order of the OpenAI reference; strict types and the engines'
+    # integer limits (limits.py).
     model: str = Field(min_length=1, max_length=256)
     prompt: Prompt
-    best_of: int | None = Field(default=None, ge=1, le=20)
-    echo: bool | None = None
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    logit_bias: dict[str, float] | None = None
-    logprobs: int | None = Field(default=None, ge=0, le=20)
-    max_tokens: int | None = Field(default=None, ge=0)
-    n: int | None = Field(default=None, ge=1, le=128)
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
-    seed: int | None = None
+    best_of: StrictInt | None = Field(default=None, ge=1, le=20)
+    echo: StrictBool | None = None
+    frequency_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)
+    logit_bias: dict[str, StrictFloat] | None = None
+    logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
+    max_tokens: StrictInt | None = Field(default=None, ge=0, le=UINT32_MAX)
+    n: StrictInt | None = Field(default=None, ge=1, le=128)
+    presence_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)
+    seed: StrictInt | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
     stop: str | list[str] | None = None
-    stream: bool | None = None
+    stream: StrictBool | None = None
     stream_options: StreamOptions | None = None
     suffix: str | None = None
-    temperature: float | None = Field(default=None, ge=0)  # as on chat
-    top_p: float | None = Field(default=None, ge=0, le=1)
+    temperature: StrictFloat | None = Field(default=None, ge=0)  # as on chat
+    top_p: StrictFloat | None = Field(default=None, ge=0, le=1)
     user: str | None = None
+    top_k: StrictInt | None = Field(default=None, ge=-1, le=INT32_MAX)  # as on chat
 
     @field_validator("prompt")
     @classmethod

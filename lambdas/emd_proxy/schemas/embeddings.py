@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictInt, field_validator
 
-from .base import AnswerModel, PermissiveModel
+from .base import AnswerModel, RequestModel
+from .limits import UINT32_MAX
 
 MAX_INPUTS = 2048  # OpenAI's limit per request
 
 
-class EmbeddingsRequest(PermissiveModel):
+class EmbeddingsRequest(RequestModel):
     input: str | list[str] | list[int] | list[list[int]]
     model: str = Field(min_length=1, max_length=256)
-    dimensions: int | None = Field(default=None, ge=1)
+    # At most the model's vector size, checked per model (routes/embeddings.py).
+    dimensions: StrictInt | None = Field(default=None, ge=1, le=UINT32_MAX)
     encoding_format: Literal["float", "base64"] | None = None
     user: str | None = None
 

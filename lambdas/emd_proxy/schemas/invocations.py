@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from .base import PermissiveModel
 
@@ -15,7 +15,7 @@ _HEADER = r"^[\x20-\x7E]*$"
 class InvocationsRequest(PermissiveModel):
     model: str = Field(min_length=1, max_length=256)
     input: Any
-    stream: bool = False
+    stream: StrictBool = False
     # SageMaker's own limits for these headers: printable ASCII, at most 1024.
     content_type: str = Field(default="application/json", max_length=1024, pattern=_HEADER)
     accept: str | None = Field(default=None, max_length=1024, pattern=_HEADER)

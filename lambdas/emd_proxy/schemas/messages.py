@@ -15,9 +15,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, RootModel, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    RootModel,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
 
-from .base import PermissiveModel
+from .base import PermissiveModel, RequestModel
+from .limits import INT32_MAX, UINT32_MAX
 
 # --- request content blocks -----------------------------------------------------------
 
@@ -57,7 +66,7 @@ class ToolResultBlockParam(PermissiveModel):
     type: Literal["tool_result"]
     tool_use_id: str = Field(min_length=1)
     content: str | list[ToolResultPart] | None = None
-    is_error: bool | None = None
+    is_error: StrictBool | None = None
 
 
 class ThinkingBlockParam(PermissiveModel):
@@ -107,7 +116,7 @@ class ToolParam(PermissiveModel):
 class ToolChoiceParam(PermissiveModel):
     type: Literal["auto", "any", "tool", "none"]
     name: str | None = None
-    disable_parallel_tool_use: bool | None = None
+    disable_parallel_tool_use: StrictBool | None = None
 
     @model_validator(mode="after")
     def _named(self) -> ToolChoiceParam:
@@ -119,10 +128,10 @@ class ToolChoiceParam(PermissiveModel):
 class ThinkingConfigParam(PermissiveModel):
     # "enabled" (with budget_tokens) and "adaptive" think; "disabled" does not.
     type: Literal["enabled", "disabled", "adaptive", "between_tools"]
-    budget_tokens: int | None = Field(default=None, ge=0)
+    budget_tokens: StrictInt | None = Field(default=None, ge=0, le=UINT32_MAX)
 
 
-class _Conversation(PermissiveModel):
+class _Conversation(RequestModel):
     """What both /v1/messages and /v1/messages/count_tokens take."""
 
     messages: list[MessageParam] = Field(min_length=1)
@@ -135,13 +144,14 @@ class _Conversation(PermissiveModel):
 
 class MessagesRequest(_Conversation):
     # Required as Anthropic requires it (a missing value is a 400, not a default).
-    max_tokens: int = Field(ge=1)
+    # Strict types and the engines' integer limits (limits.py).
+    max_tokens: StrictInt = Field(ge=1, le=UINT32_MAX)
     metadata: dict[str, Any] | None = None
     stop_sequences: list[str] | None = None
-    stream: bool | None = None
-    temperature: float | None = Field(default=None, ge=0, le=1)
-    top_k: int | None = Field(default=None, ge=0)
-    top_p: float | None = Field(default=None, ge=0, le=1)
+    stream: StrictBool | None = None
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=1)
+    top_k: StrictInt | None = Field(default=None, ge=0, le=INT32_MAX)
+    top_p: StrictFloat | None = Field(default=None, ge=0, le=1)
 
 
 class CountTokensRequest(_Conversation):

@@ -4,9 +4,10 @@ LangChain's and LlamaIndex's Cohere-compatible clients send
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
-from .base import AnswerModel, PermissiveModel
+from .base import AnswerModel, PermissiveModel, RequestModel
+from .limits import UINT32_MAX
 
 MAX_DOCUMENTS = 1000  # Cohere's limit
 
@@ -15,12 +16,12 @@ class RerankDocument(PermissiveModel):
     text: str
 
 
-class RerankRequest(PermissiveModel):
+class RerankRequest(RequestModel):
     model: str = Field(min_length=1, max_length=256)
     query: str = Field(min_length=1)
     documents: list[str | RerankDocument] = Field(min_length=1, max_length=MAX_DOCUMENTS)
-    top_n: int | None = Field(default=None, ge=1)
-    return_documents: bool = True
+    top_n: StrictInt | None = Field(default=None, ge=1, le=UINT32_MAX)
+    return_documents: StrictBool = True
 
     def texts(self) -> list[str]:
         return [d if isinstance(d, str) else d.text for d in self.documents]

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
-from .base import PermissiveModel
+from .base import PermissiveModel, RequestModel
+from .limits import UINT32_MAX
 
 
 class ReasoningConfig(PermissiveModel):
@@ -30,18 +31,20 @@ class TextConfig(PermissiveModel):
     verbosity: str | None = None
 
 
-class ResponsesRequest(PermissiveModel):
-    # Fields in the order of the OpenAI reference.
-    background: bool | None = None
+class ResponsesRequest(RequestModel):
+    # Fields in the order of the OpenAI reference; strict types and the engines'
+    # integer limits (limits.py). Engine extras (`seed`, `top_k`) are checked as the
+    # chat request's fields (shapes/responses_input.py).
+    background: StrictBool | None = None
     conversation: str | dict[str, Any] | None = None
     include: list[str] | None = None
     input: str | list[dict[str, Any]]
     instructions: str | None = None
-    max_output_tokens: int | None = Field(default=None, ge=1)
-    max_tool_calls: int | None = Field(default=None, ge=0)
+    max_output_tokens: StrictInt | None = Field(default=None, ge=1, le=UINT32_MAX)
+    max_tool_calls: StrictInt | None = Field(default=None, ge=0, le=UINT32_MAX)
     metadata: dict[str, str] | None = Field(default=None, max_length=16)
     model: str = Field(min_length=1, max_length=256)
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: StrictBool | None = None
     previous_response_id: str | None = None
     prompt: dict[str, Any] | None = None
     prompt_cache_key: str | None = None
@@ -49,15 +52,15 @@ class ResponsesRequest(PermissiveModel):
     reasoning: ReasoningConfig | None = None
     safety_identifier: str | None = None
     service_tier: str | None = None
-    store: bool | None = None
-    stream: bool | None = None
+    store: StrictBool | None = None
+    stream: StrictBool | None = None
     stream_options: dict[str, Any] | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
     text: TextConfig | None = None
     tool_choice: str | dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    top_p: float | None = Field(default=None, ge=0, le=1)
+    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
+    top_p: StrictFloat | None = Field(default=None, ge=0, le=1)
     truncation: Literal["auto", "disabled"] | None = None
     user: str | None = None
 
@@ -115,7 +118,7 @@ class FunctionTool(PermissiveModel):
     name: str = Field(min_length=1, max_length=128)
     description: str | None = None
     parameters: dict[str, Any] | None = None
-    strict: bool | None = None
+    strict: StrictBool | None = None
 
 
 # --- answers: https://platform.openai.com/docs/api-reference/responses/object --------
