@@ -38,9 +38,13 @@ from .workers import WorkerPool
 
 def keys_from_settings(settings: Settings) -> KeyStore:
     if settings.api_key_secret_id:
-        return KeyStore.from_secret(settings.api_key_secret_id, settings.key_cache_seconds)
+        return KeyStore.from_secret(
+            settings.api_key_secret_id, settings.key_cache_seconds, settings.key_stale_max_seconds
+        )
     if settings.api_keys_file:
-        return KeyStore.from_file(settings.api_keys_file, settings.key_cache_seconds)
+        return KeyStore.from_file(
+            settings.api_keys_file, settings.key_cache_seconds, settings.key_stale_max_seconds
+        )
     raise ValueError("no API keys configured: set EMD_API_KEY_SECRET_ID or EMD_API_KEYS_FILE")
 
 

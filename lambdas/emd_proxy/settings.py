@@ -14,6 +14,15 @@ class Settings:
     api_key_secret_id: str | None = None
     api_keys_file: str | None = None
     key_cache_seconds: float = 60.0
+    # While reloads of the key document fail (Secrets Manager unreachable, or a
+    # document we cannot parse), the last good keys are served for at most this long
+    # after they were read; then every request gets 503 until a good one is read.
+    key_stale_max_seconds: float = 300.0
+    # Per-key limits (`limits` in the key document) enforced in this process.
+    # `emd serve` turns it on; deployed it stays off, as API Gateway usage plans
+    # enforce the same limits before the Lambda runs (and a Lambda's counts would be
+    # per instance anyway).
+    enforce_key_limits: bool = False
     # Read timeout of the SageMaker call; above the engine's own limits (InvokeEndpoint
     # answers within 60 s, streams may idle for minutes).
     upstream_timeout_seconds: float = 900.0
@@ -46,6 +55,8 @@ class Settings:
             api_key_secret_id=environ.get("EMD_API_KEY_SECRET_ID") or None,
             api_keys_file=environ.get("EMD_API_KEYS_FILE") or None,
             key_cache_seconds=number("EMD_KEY_CACHE_SECONDS", 60.0),
+            key_stale_max_seconds=number("EMD_KEY_STALE_MAX_SECONDS", 300.0),
+            enforce_key_limits=environ.get("EMD_ENFORCE_KEY_LIMITS", "") in ("1", "true", "yes"),
             upstream_timeout_seconds=number("EMD_UPSTREAM_TIMEOUT_SECONDS", 900.0),
             upstream_max_attempts=int(number("EMD_UPSTREAM_MAX_ATTEMPTS", 2)),
             max_concurrency=int(number("EMD_MAX_CONCURRENCY", 256)),

@@ -88,7 +88,7 @@ def test_serve_keys_ttl_follows_emd_key_cache_seconds(
 
 def test_serve_keys_fail_at_start_on_a_broken_file(config_dir) -> None:
     write_keys(config_dir, {"default": 5})
-    with pytest.raises(ValueError, match="'default'"):
+    with pytest.raises(ValueError, match='key "default"'):
         serve._local_keys(None)
 
 
