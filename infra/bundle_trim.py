@@ -7,6 +7,19 @@ Lambda never loads, which cost it start-up time and package size.
   cold start), and the data is 27 of the bundle's 63 MB. `endpoints.json` (1.2 MB,
   parsed by every client's creation: about 15 ms) keeps every partition and region
   but only those services' entries.
+- botocore's documentation generator: every client imports `botocore.docs.docstring`
+  for the lazily generated docstrings of its methods, and that module (and its package)
+  import the whole generator at once (about 38 ms of each cold start) although a
+  docstring is only generated when read (`help()`). The bundle's copies import it when
+  a docstring is generated (about 8 ms).
+- FastAPI's OpenAPI models (`fastapi.openapi.models`): FastAPI imports them with
+  `fastapi.params`, and building their pydantic schemas at import is about 40-60 ms of
+  each cold start, for a document served only on `GET /openapi.json`. The bundle's
+  copy defers the build (pydantic's `defer_build`) to the document's first use; the
+  document is the same (tests/infra/test_bundle.py compares it).
+
+Both are exact edits (`_DEFERRED`), checked: a package whose files differ fails the
+build instead of shipping half-edited.
 - pydantic.v1: FastAPI imports it only to ask whether a route's types are pydantic v1
   models (about 15 ms of each cold start); without it FastAPI's check says no, which
   is the answer for every model here.
@@ -26,6 +39,51 @@ from pathlib import Path
 BOTOCORE_SERVICES = frozenset({"sagemaker-runtime", "secretsmanager", "sts", "sso", "sso-oidc"})
 LEFT_OUT_PACKAGES = ("pydantic/v1",)
 
+# file -> [(text, replacement)]: work deferred to its first use (see the module doc).
+_DOCSTRING_IMPORTS = (
+    "from botocore.docs.bcdoc.restdoc import DocumentStructure\n"
+    "from botocore.docs.method import document_model_driven_method\n"
+    "from botocore.docs.paginator import document_paginate_method\n"
+    "from botocore.docs.waiter import document_wait_method\n"
+)
+_DEFERRED: dict[str, list[tuple[str, str]]] = {
+    "botocore/docs/__init__.py": [
+        ("from botocore.docs.service import ServiceDocumenter\n", ""),
+        (
+            "    # Create the root directory where all service docs live.\n",
+            "    from botocore.docs.service import ServiceDocumenter\n\n"
+            "    # Create the root directory where all service docs live.\n",
+        ),
+    ],
+    "botocore/docs/docstring.py": [
+        (_DOCSTRING_IMPORTS, ""),
+        (
+            "    def _create_docstring(self):\n",
+            "    def _create_docstring(self):\n"
+            "        from botocore.docs.bcdoc.restdoc import DocumentStructure\n\n",
+        ),
+        *(
+            (
+                f"        {name}(*args, **kwargs)\n",
+                f"        from {module} import {name}\n\n        {name}(*args, **kwargs)\n",
+            )
+            for module, name in (
+                ("botocore.docs.method", "document_model_driven_method"),
+                ("botocore.docs.paginator", "document_paginate_method"),
+                ("botocore.docs.waiter", "document_wait_method"),
+            )
+        ),
+    ],
+    "fastapi/openapi/models.py": [
+        (
+            '    model_config = {"extra": "allow"}\n',
+            '    model_config = {"extra": "allow", "defer_build": True}\n',
+        ),
+        # Forced builds of the self-referencing models: done at first use instead.
+        ("Schema.model_rebuild()\nOperation.model_rebuild()\nEncoding.model_rebuild()\n", ""),
+    ],
+}
+
 
 def trim_bundle(out_dir: Path) -> None:
     data = out_dir / "botocore" / "data"
@@ -36,6 +94,23 @@ def trim_bundle(out_dir: Path) -> None:
         _trim_endpoints(data)
     for package in LEFT_OUT_PACKAGES:
         shutil.rmtree(out_dir / package, ignore_errors=True)
+    _defer_imports(out_dir)
+
+
+def _defer_imports(out_dir: Path) -> None:
+    for name, edits in _DEFERRED.items():
+        path = out_dir / name
+        if not path.is_file():
+            continue  # a bundle without that package
+        text = path.read_text()
+        for old, new in edits:
+            if text.count(old) != 1:
+                raise RuntimeError(
+                    f"{name} is not the file infra/bundle_trim.py expects (its version changed?): "
+                    f"update _DEFERRED. Missing or repeated: {old.strip()!r}"
+                )
+            text = text.replace(old, new)
+        path.write_text(text)
 
 
 def _trim_endpoints(data: Path) -> None:

@@ -394,6 +394,18 @@ def test_host_bundle_starts_with_run_sh(tmp_path: Path, builds: Builds) -> None:
             {"Authorization": "Bearer sk-bundle-test"},
         )
         assert status == 200
+        # The OpenAPI document, built late by the bundle's deferred FastAPI models
+        # (infra/bundle_trim.py), is the one the project's own packages build.
+        status, body = get(f"http://127.0.0.1:{port}/openapi.json")
+        assert status == 200
+        venv = subprocess.run(
+            [sys.executable, "-c", _OPENAPI_DOCUMENT],
+            env={**os.environ, **{k: v for k, v in env.items() if k.startswith(("EMD_", "AWS_"))}},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(body) == json.loads(venv.stdout)
     finally:
         process.terminate()
         try:
@@ -401,6 +413,31 @@ def test_host_bundle_starts_with_run_sh(tmp_path: Path, builds: Builds) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+_OPENAPI_DOCUMENT = "import json, emd_proxy.main as m; print(json.dumps(m.create_app().openapi()))"
+
+_DOCSTRING = """
+import sys, botocore.session
+client = botocore.session.get_session().create_client(
+    "sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+)
+assert "botocore.docs.service" not in sys.modules, "the docs generator was imported early"
+print(str(client.invoke_endpoint.__doc__))
+"""
+
+
+def test_trimmed_botocore_still_writes_docstrings(builds: Builds) -> None:
+    """The bundle's botocore imports its docs generator only when a docstring is read
+    (infra/bundle_trim.py), and the docstring is still generated then."""
+    bundle = builds.host.result()
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    env = {"PYTHONPATH": str(bundle), "HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}
+    run = subprocess.run(
+        [base_python, "-S", "-c", _DOCSTRING], env=env, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert "InvokeEndpoint" in run.stdout or "inference" in run.stdout.lower()
 
 
 def test_the_bytecode_interpreter_is_the_runtimes_version_or_none(
