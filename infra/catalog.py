@@ -224,7 +224,8 @@ _MODELS: list[CatalogModel] = [
         max_model_len=32768,
         default_instance_type="ml.g6e.xlarge",
         instance_types=_48GB_OR_4_GPUS,
-        features=Features(vision=True, tools=True),
+        # vLLM reads its video_url parts too (schemas/content_parts.py).
+        features=Features(vision=True, tools=True, video=True),
         inference_ami_version=AMI_CUDA_13,
         startup_health_check_timeout=1800,
         invocations_per_instance_target=30,
@@ -325,7 +326,7 @@ _MODELS: list[CatalogModel] = [
         max_model_len=8192,
         default_instance_type="ml.g5.xlarge",
         instance_types=_TEI_INSTANCES,
-        features=Features(matryoshka=False, token_ids=False),
+        features=Features(matryoshka=False, token_ids=False, dimensions=1024),
         inference_ami_version=AMI_CUDA_12,
         startup_health_check_timeout=900,
         invocations_per_instance_target=1000,

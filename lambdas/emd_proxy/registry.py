@@ -31,7 +31,10 @@ class Features(BaseModel):
     - `token_ids`: takes `input` as token ids, which the engine reads with the model's
       own tokenizer. Off unless set: OpenAI-style clients send ids of OpenAI's
       tiktoken vocabulary (LangChain's OpenAIEmbeddings does by default), which any
-      other model would embed as the wrong tokens."""
+      other model would embed as the wrong tokens.
+    - `dimensions` (a number, not a flag): the model's vector size, so a request for
+      more `dimensions` is a 400 before any call.
+    Chat: `video` and `audio` (content parts beyond images, schemas/content_parts.py)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -43,6 +46,12 @@ class Features(BaseModel):
         """An extra flag set by the catalog (`matryoshka`, `token_ids`); false when
         absent."""
         return (self.model_extra or {}).get(name) is True
+
+    @property
+    def vector_size(self) -> int | None:
+        """An embeddings model's vector size (`dimensions`), when the catalog knows it."""
+        size = (self.model_extra or {}).get("dimensions")
+        return size if type(size) is int and size > 0 else None
 
 
 class RegistryEntry(BaseModel):

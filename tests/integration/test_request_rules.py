@@ -44,8 +44,8 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "stream_options",
         "Stream options can only be defined when `stream=True`.",
     ),
-    ("n-zero", {"n": 0}, "n", "Invalid value for 'n'"),
-    ("n-too-many", {"n": 129}, "n", "Invalid value for 'n'"),
+    ("n-zero", {"n": 0}, "n", "Invalid 'n': integer below minimum value."),
+    ("n-too-many", {"n": 129}, "n", "Invalid 'n': integer above maximum value."),
 ]
 
 

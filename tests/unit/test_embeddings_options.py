@@ -14,7 +14,7 @@ from emd_proxy.registry import Features, RegistryEntry
 from emd_proxy.routes.embeddings import check_dimensions, check_input_kind, fit_dimensions
 
 
-def entry(engine: str = "tei", **features: bool) -> RegistryEntry:
+def entry(engine: str = "tei", **features: bool | int) -> RegistryEntry:
     return RegistryEntry(
         id=f"m-{engine}/dev",
         model=f"m-{engine}",
@@ -46,6 +46,23 @@ def test_dimensions_on_a_model_without_matryoshka_is_vllms_400(engine: str) -> N
     )
     check_dimensions(model, None)
     check_dimensions(entry(engine, matryoshka=True), 256)
+
+
+def test_dimensions_above_the_models_vector_size_is_a_400_before_the_call() -> None:
+    model = entry(matryoshka=True, dimensions=768)
+    assert model.features.vector_size == 768
+    check_dimensions(model, 768)
+    check_dimensions(model, 64)
+    with pytest.raises(InvalidRequestError) as info:
+        check_dimensions(model, 769)
+    assert (info.value.param, info.value.code) == ("dimensions", "integer_above_max_value")
+    assert info.value.message == (
+        "Invalid 'dimensions': integer above maximum value. Expected a value <= 768, but "
+        "got 769 instead."
+    )
+    # Without the size in the catalog the engine judges (its refusal names the field).
+    check_dimensions(entry(matryoshka=True), 10_000)
+    assert entry(dimensions=True).features.vector_size is None  # not a number
 
 
 @pytest.mark.parametrize("engine", ["tei", "vllm"])

@@ -24,6 +24,7 @@ from ..registry import RegistryEntry
 from ..sagemaker_client import UpstreamCall
 from ..schemas.chat import ChatCompletionRequest
 from ..schemas.completions import CompletionRequest
+from ..schemas.content_parts import unsupported_part
 
 
 class ChatEngine:
@@ -121,15 +122,13 @@ def check_features(request: ChatCompletionRequest, entry: RegistryEntry) -> None
     (worse) an answer that silently ignored half the request."""
     if request.tools and not entry.features.tools:
         raise InvalidRequestError(f"The model `{entry.id}` does not support tools.", param="tools")
-    if entry.features.vision:
-        return
     for m, message in enumerate(request.messages):
         if isinstance(message.content, list):
             for p, part in enumerate(message.content):
-                if part.type in ("image_url", "input_image"):
+                why = unsupported_part(part.type, entry.features)
+                if why is not None:
                     raise InvalidRequestError(
-                        f"The model `{entry.id}` does not accept images.",
-                        param=f"messages.{m}.content.{p}",
+                        f"The model `{entry.id}` {why}", param=f"messages.{m}.content.{p}"
                     )
 
 

@@ -16,6 +16,7 @@ from ..openapi import BEARER_AUTH, ERROR_RESPONSES
 from ..registry import RegistryEntry
 from ..schemas.embeddings import EmbeddingList, EmbeddingsRequest
 from ..state import principal, services
+from ..validation import bound_error
 from ..vectors import estimate_tokens, shorten, to_base64
 
 router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
@@ -39,13 +40,19 @@ def check_input_kind(entry: RegistryEntry, engine: EmbeddingsAdapter, token_ids:
 
 
 def check_dimensions(entry: RegistryEntry, dimensions: int | None) -> None:
-    """`dimensions` only for Matryoshka models, with vLLM's own message."""
-    if dimensions is not None and not entry.features.flag("matryoshka"):
+    """`dimensions` only for Matryoshka models, with vLLM's own message, and at most
+    the model's vector size (when the catalog knows it), before any call."""
+    if dimensions is None:
+        return
+    if not entry.features.flag("matryoshka"):
         raise InvalidRequestError(
             f'Model "{entry.id}" does not support matryoshka representation, changing '
             "output dimensions will lead to poor results.",
             param="dimensions",
         )
+    size = entry.features.vector_size
+    if size is not None and dimensions > size:
+        raise bound_error("dimensions", dimensions, "<=", size)
 
 
 def fit_dimensions(vectors: list[list[float]], dimensions: int | None) -> list[list[float]]:
