@@ -4,8 +4,6 @@ messages name the account and log stream ARNs: they are logged, never forwarded.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
 from botocore.exceptions import (
@@ -18,7 +16,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
-from .context_length import context_overflow
+from .container_text import model_failed
 from .errors import (
     InternalError,
     InvalidRequestError,
@@ -30,21 +28,12 @@ from .errors import (
     UpstreamTimeoutError,
 )
 from .log import logger
+from .upstream_json import container_error
 
 # Error codes SageMaker (or the AWS front door) uses for throttling.
 THROTTLING_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 )
-_MAX_UPSTREAM_MESSAGE = 1000
-# AWS ARNs and 12-digit account ids: SageMaker's texts (and some containers') name them.
-# DJL LMI reports an error vLLM returned as the repr of vLLM's ErrorResponse inside a
-# 500 (lmi_vllm's non-stream output formatter): vLLM's own status and param are in it.
-_LMI_ERROR_INFO = re.compile(
-    r"ErrorInfo\(message=(['\"])(?P<message>.*?)\1, type=[^,]*, "
-    r"param=(?:(['\"])(?P<param>.*?)\3|None), code=(?P<code>\d+)\)",
-    re.DOTALL,
-)
-_AWS_DETAILS = re.compile(r"arn:aws[\w-]*:[^\s\"'<>,;\\]*|(?<!\d)\d{12}(?!\d)")
 
 
 def map_upstream_error(exc: BaseException, endpoint: str) -> ProxyError:
@@ -96,8 +85,9 @@ def _map_client_error(exc: ClientError, endpoint: str) -> ProxyError:
     if code == "ServiceUnavailable":
         return ModelNotReadyError("SageMaker is unavailable; try again.", retry_after=5)
     if code == "ModelStreamError":
-        message = _container_message(str(error.get("Message", "")))
-        return UpstreamError(f"The model failed while streaming: {message}")
+        # The stream broke after it started: what SageMaker says names the account and
+        # the log stream, and may quote the container; it is logged, never forwarded.
+        return model_failed(str(error.get("Message", "")), endpoint=endpoint, streaming=True)
     if code in {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException"}:
         logger.error("not allowed to invoke the endpoint", extra=log_extra)
         return UpstreamError("The gateway is not allowed to invoke this model's endpoint.")
@@ -112,7 +102,6 @@ def _map_model_error(exc: ClientError, endpoint: str) -> ProxyError:
         error.get("OriginalStatusCode") or exc.response.get("OriginalStatusCode")
     )
     original = str(error.get("OriginalMessage") or exc.response.get("OriginalMessage") or "")
-    message = _container_message(original)
     logger.info(
         "container error",
         extra={"endpoint": endpoint, "original_status": original_status},
@@ -121,61 +110,7 @@ def _map_model_error(exc: ClientError, endpoint: str) -> ProxyError:
         original_status is None and "timed out" in str(error.get("Message", ""))
     ):
         return UpstreamTimeoutError("The model did not answer within SageMaker's time limit.")
-    # A prompt over the context, whatever status the engine gave it (LMI: a 500).
-    overflow = context_overflow(message) or context_overflow(original)
-    if overflow is not None:
-        return overflow
-    mangled = _LMI_ERROR_INFO.search(message)
-    if mangled is not None and 400 <= int(mangled["code"]) < 500:
-        return InvalidRequestError(mangled["message"], param=mangled["param"])
-    if original_status == 429:
-        return RateLimitError(message or "The model is overloaded.", retry_after=1)
-    if original_status is not None and 400 <= original_status < 500:
-        return InvalidRequestError(message or "The model rejected the request.")
-    return UpstreamError(
-        f"The model failed ({original_status or 'no status'}): {message}"
-        if message
-        else "The model failed."
-    )
-
-
-def _container_message(original: str) -> str:
-    """The readable message inside a container's error body (vLLM, TGI and LMI shapes),
-    without AWS account ids and ARNs (the only upstream text clients ever see)."""
-    return _AWS_DETAILS.sub("<redacted>", _readable_message(original))
-
-
-def _readable_message(original: str) -> str:
-    text = original.strip()
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return text[:_MAX_UPSTREAM_MESSAGE]
-    if isinstance(parsed, dict):
-        detail = _fastapi_detail(parsed.get("detail"))
-        if detail:
-            return detail[:_MAX_UPSTREAM_MESSAGE]
-        inner = parsed.get("error", parsed)
-        if isinstance(inner, dict):
-            inner = inner.get("message") or inner.get("Message") or inner.get("error") or ""
-        if isinstance(inner, str) and inner:
-            return inner[:_MAX_UPSTREAM_MESSAGE]
-    return text[:_MAX_UPSTREAM_MESSAGE]
-
-
-def _fastapi_detail(detail: Any) -> str:
-    """FastAPI's error body (the WhisperX DLC's): `{"detail": "text"}`, or for a
-    request-validation error `{"detail": [{"loc": [...], "msg": ...}, ...]}`."""
-    if isinstance(detail, str):
-        return detail.strip()
-    if isinstance(detail, list):
-        parts = []
-        for item in detail:
-            if isinstance(item, dict) and isinstance(item.get("msg"), str):
-                loc = [str(p) for p in item.get("loc") or [] if p not in ("body", "query")]
-                parts.append(f"{'.'.join(loc)}: {item['msg']}" if loc else item["msg"])
-        return "; ".join(parts)
-    return ""
+    return container_error(original, original_status, endpoint=endpoint)
 
 
 def _int(value: Any) -> int | None:

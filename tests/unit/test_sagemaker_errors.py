@@ -30,6 +30,7 @@ from emd_proxy.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from emd_proxy.log import request_id
 from emd_proxy.sagemaker_errors import map_upstream_error
 
 ACCOUNT = "123456789012"
@@ -174,7 +175,7 @@ def test_container_messages_of_other_engines_are_extracted(raise_aws, original, 
 def test_a_huge_container_message_is_cut(raise_aws) -> None:
     error = map_upstream_error(model_error(raise_aws, 400, "x" * 10_000), ENDPOINT)
     assert isinstance(error, InvalidRequestError)
-    assert len(error.message) <= 1000
+    assert len(error.message) <= 500
 
 
 def test_container_4xx_without_a_message_has_a_generic_one(raise_aws) -> None:
@@ -315,7 +316,7 @@ def test_access_denied_is_502(raise_aws) -> None:
     assert_mapped(error, UpstreamError, 502, "upstream_error", "bad_upstream_response")
 
 
-def test_model_stream_error_is_502_without_account_details() -> None:
+def test_model_stream_error_is_502_without_account_details(caplog) -> None:
     # The shape botocore's EventStream raises (EventStreamError is a ClientError).
     from botocore.exceptions import EventStreamError
 
@@ -328,19 +329,30 @@ def test_model_stream_error_is_502_without_account_details() -> None:
         },
         "InvokeEndpointWithResponseStream",
     )
-    error = map_upstream_error(exc, ENDPOINT)
+    token = request_id.set("req_stream1")
+    try:
+        error = map_upstream_error(exc, ENDPOINT)
+    finally:
+        request_id.reset(token)
     assert_mapped(error, UpstreamError, 502, "upstream_error", "bad_upstream_response")
-    assert "Stream broken" in error.message  # the useful part still reaches the client
+    assert error.message == (
+        "The model failed while streaming (request req_stream1). "
+        "The details are in the gateway's logs."
+    )
+    # SageMaker's text is in the log, under the same request id.
+    (record,) = [r for r in caplog.records if r.getMessage() == "model failed"]
+    assert record.request_id == "req_stream1"
+    assert "Stream broken" in record.container_message
 
 
-def test_model_stream_error_keeps_the_containers_message() -> None:
+def test_model_stream_error_never_forwards_the_containers_message() -> None:
     from botocore.exceptions import EventStreamError
 
     exc = EventStreamError(
         {"Error": {"Code": "ModelStreamError", "Message": "GPU fell off the bus"}},
         "InvokeEndpointWithResponseStream",
     )
-    assert "GPU fell off the bus" in map_upstream_error(exc, ENDPOINT).message
+    assert "GPU" not in map_upstream_error(exc, ENDPOINT).message
 
 
 # --- failures below the HTTP layer ------------------------------------------------------
