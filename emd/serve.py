@@ -63,6 +63,9 @@ def run_local(
         err.print(f"[red]emd serve: {exc}[/red]")
         return 1
     point_boto3_at(stack.emulator_url)
+    # Per-key limits (`limits` in keys.json) are enforced in this process; deployed,
+    # API Gateway's usage plans do it. EMD_ENFORCE_KEY_LIMITS=0 turns it off.
+    os.environ.setdefault("EMD_ENFORCE_KEY_LIMITS", "1")
     settings = Settings.from_env()
     app = create_app(settings, registry=stack.registry, keys=keys)
     config.write_serve_state(
@@ -93,7 +96,12 @@ def _local_keys(override: str | None) -> KeyStore:
     load = config.local_keys_loader(override)
     parse_key_document(load())
     raw_ttl = os.environ.get("EMD_KEY_CACHE_SECONDS")
-    return KeyStore(load, ttl=float(raw_ttl) if raw_ttl else config.LOCAL_KEY_TTL_SECONDS)
+    raw_stale = os.environ.get("EMD_KEY_STALE_MAX_SECONDS")
+    return KeyStore(
+        load,
+        ttl=float(raw_ttl) if raw_ttl else config.LOCAL_KEY_TTL_SECONDS,
+        stale_max=float(raw_stale) if raw_stale else 300.0,
+    )
 
 
 class _LocalServer(uvicorn.Server):

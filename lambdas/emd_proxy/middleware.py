@@ -1,8 +1,9 @@
-"""One pure-ASGI middleware in front of every route: API key check on /v1, body size
-limit (413 before the body is read when Content-Length says so, and while reading
-otherwise), one structured access log line per request, and the OpenAI error shape
-(Anthropic's on /v1/messages) for failures raised here. Pure ASGI because
-BaseHTTPMiddleware buffers and costs."""
+"""One pure-ASGI middleware in front of every route: API key check on /v1, the key's
+own limits when this process enforces them (`emd serve`), body size limit (413 before
+the body is read when Content-Length says so, and while reading otherwise), one
+structured access log line per request, and the OpenAI error shape (Anthropic's on
+/v1/messages) for failures raised here. Pure ASGI because BaseHTTPMiddleware buffers
+and costs."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from .log import request_id as current_request_id
 from .shapes.anthropic import error_body_for, speaks_anthropic
 
 if TYPE_CHECKING:
+    from .limits import KeyLimiter
     from .state import Services
 
 
@@ -37,6 +39,13 @@ class GatewayMiddleware:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.services = services
+        # Per-key limits: in process under `emd serve` only. Deployed, API Gateway's
+        # usage plans enforce them before the Lambda runs (settings.enforce_key_limits).
+        self.limiter: KeyLimiter | None = None
+        if services.settings.enforce_key_limits:
+            from .limits import KeyLimiter
+
+            self.limiter = KeyLimiter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,6 +70,8 @@ class GatewayMiddleware:
         try:
             if _needs_key(scope["path"]):
                 await self._authenticate(scope)
+                if self.limiter is not None:
+                    self.limiter.check(scope["emd.principal"])  # before the body is read
             receive = await self._limit_body(scope, receive)
             await self.app(scope, receive, send_tracking)
         except ProxyError as exc:
