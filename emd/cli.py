@@ -137,6 +137,26 @@ keys_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 
 
+Rate = Annotated[
+    float | None,
+    typer.Option(help="Requests per second this key may make (steady state).", show_default=False),
+]
+Burst = Annotated[
+    int | None,
+    typer.Option(
+        help="Requests it may make at once (default: the rate, rounded up).", show_default=False
+    ),
+]
+Quota = Annotated[
+    int | None,
+    typer.Option(help="Requests per quota period (calendar, UTC).", show_default=False),
+]
+QuotaPeriod = Annotated[
+    str | None,
+    typer.Option("--quota-period", help="DAY (default), WEEK or MONTH.", show_default=False),
+]
+
+
 @keys_app.command("list")
 def keys_list(
     prefix: Prefix = "EMD",
@@ -145,7 +165,7 @@ def keys_list(
     show_key: ShowKey = False,
     as_json: AsJson = False,
 ) -> None:
-    """Names, scopes and (masked) keys."""
+    """Names, scopes, limits and (masked) keys."""
     from . import keys_cmd
 
     raise typer.Exit(
@@ -159,6 +179,7 @@ def keys_list(
 
 @keys_app.command("create")
 def keys_create(
+    *,
     name: Annotated[str, typer.Option(help="Name of the new key (shows up in logs).")],
     models: Annotated[
         list[str] | None,
@@ -170,13 +191,17 @@ def keys_create(
             show_default=False,
         ),
     ] = None,
+    rate: Rate = None,
+    burst: Burst = None,
+    quota: Quota = None,
+    quota_period: QuotaPeriod = None,
     prefix: Prefix = "EMD",
     region: Region = None,
     local: Local = False,
 ) -> None:
     """Create a key and print it (once)."""
     from . import keys_cmd
-    from .keys import split_models
+    from .keys import limits_from_options, split_models
 
     raise typer.Exit(
         keys_cmd.run(
@@ -184,9 +209,39 @@ def keys_create(
                 keys_cmd.Target(local=local, prefix=prefix, region=region),
                 name,
                 split_models(models),
+                limits_from_options(rate, burst, quota, quota_period),
             )
         )
     )
+
+
+@keys_app.command("limits")
+def keys_limits(
+    name: Annotated[str, typer.Argument(help="Name of the key.")],
+    *,
+    rate: Rate = None,
+    burst: Burst = None,
+    quota: Quota = None,
+    quota_period: QuotaPeriod = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the key's limits.")] = False,
+    prefix: Prefix = "EMD",
+    region: Region = None,
+    local: Local = False,
+) -> None:
+    """Set a key's own limits to exactly the ones given (or remove them with --clear)."""
+    from . import keys_cmd
+    from .errors import CliError
+    from .keys import limits_from_options
+
+    def action() -> None:
+        limits = limits_from_options(rate, burst, quota, quota_period)
+        if clear == (limits is not None):
+            raise CliError("give --rate/--burst/--quota/--quota-period, or --clear (not both)")
+        keys_cmd.set_limits(
+            keys_cmd.Target(local=local, prefix=prefix, region=region), name, limits
+        )
+
+    raise typer.Exit(keys_cmd.run(action))
 
 
 @keys_app.command("revoke")

@@ -50,7 +50,10 @@ def local_key() -> tuple[str, bool]:
     path = keys_path()
     keys: dict[str, Any] = {}
     if path.exists():
+        from emd_proxy.auth import parse_key_document
+
         keys = json.loads(path.read_text())
+        parse_key_document(keys)  # a ValueError naming the key and field, before any use
         default = keys.get("default")
         if isinstance(default, dict):
             default = default.get("key")

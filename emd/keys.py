@@ -1,8 +1,10 @@
 """Key documents (the deployed secret's value, or `emd serve`'s keys.json) and the pure
-operations of `emd keys`: list, create, revoke, rotate.
+operations of `emd keys`: list, create, revoke, rotate, limits.
 
-A document maps a key name to the key, or to `{"key": ..., "models": [...]}` for a key
-scoped to some models (the format `emd_proxy.auth.parse_key_document` reads)."""
+A document maps a key name to the key, or to `{"key": ..., "models": [...],
+"limits": {...}}` for a key scoped to some models or with limits of its own. The one
+reader of that format is `emd_proxy.auth.parse_key_document`: every document is read
+and written through it here, so `emd keys` never writes what the proxy would refuse."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from emd_proxy.auth import parse_key_document
+from emd_proxy.auth import LIMIT_FIELDS, KeyLimits, parse_key_document, parse_key_limits
 
 from .config import generate_key
 from .errors import CliError
@@ -26,12 +28,29 @@ class KeyInfo:
     name: str
     key: str
     models: list[str] | None  # None: every model
+    limits: KeyLimits | None = None  # None: no limits of its own
 
     @property
     def scope(self) -> str:
         if self.models is None:
             return "all models"
         return ", ".join(self.models) if self.models else "no models"
+
+    @property
+    def limits_text(self) -> str:
+        return describe_limits(self.limits)
+
+
+def describe_limits(limits: KeyLimits | None) -> str:
+    """`2/s (burst 4), 1000/day`, or `none`."""
+    if limits is None:
+        return "none"
+    parts = []
+    if limits.rate is not None:
+        parts.append(f"{limits.rate:g}/s (burst {limits.effective_burst})")
+    if limits.quota is not None:
+        parts.append(f"{limits.quota}/{limits.quota_period.lower()}")
+    return ", ".join(parts)
 
 
 def mask(key: str | None) -> str | None:
@@ -51,20 +70,18 @@ def validate(document: Any) -> dict[str, Any]:
         raise CliError("the key document is not a JSON object")
     try:
         parse_key_document(document)
-    except ValueError as exc:
+    except ValueError as exc:  # names the key and the field, never a value
         raise CliError(f"the key document is invalid: {exc}") from exc
     return document
 
 
 def list_keys(document: Mapping[str, Any]) -> list[KeyInfo]:
     infos = []
-    for name, value in sorted(document.items()):
-        if isinstance(value, str):
-            infos.append(KeyInfo(name, value, None))
-        else:
-            models = value.get("models")
-            infos.append(KeyInfo(name, value["key"], list(models) if models is not None else None))
-    return infos
+    for parsed in parse_key_document(document):
+        p = parsed.principal
+        models = sorted(p.models) if p.models is not None else None
+        infos.append(KeyInfo(p.name, parsed.secret.decode(), models, p.limits))
+    return sorted(infos, key=lambda i: i.name)
 
 
 def default_key(document: Mapping[str, Any]) -> str | None:
@@ -75,9 +92,13 @@ def default_key(document: Mapping[str, Any]) -> str | None:
 
 
 def create(
-    document: Mapping[str, Any], name: str, models: Iterable[str] | None = None
+    document: Mapping[str, Any],
+    name: str,
+    models: Iterable[str] | None = None,
+    limits: KeyLimits | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """(new document, new key). No models: the key sees every model."""
+    """(new document, new key). No models: the key sees every model; no limits: only
+    the gateway's own."""
     if not _NAME.fullmatch(name):
         raise CliError(
             f"invalid key name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)"
@@ -86,8 +107,46 @@ def create(
         raise CliError(f"a key named {name!r} exists already: rotate it, or pick another name")
     key = generate_key()
     scope = sorted(set(models)) if models is not None else None
-    value: str | dict[str, Any] = key if scope is None else {"key": key, "models": scope}
-    return {**document, name: value}, key
+    value: dict[str, Any] = {"key": key}
+    if scope is not None:
+        value["models"] = scope
+    if limits is not None:
+        value["limits"] = limits.to_document()
+    return {**document, name: _compact(value)}, key
+
+
+def set_limits(document: Mapping[str, Any], name: str, limits: KeyLimits | None) -> dict[str, Any]:
+    """The key's limits replaced by `limits` (None: removed); its key and scope kept."""
+    _require(document, name)
+    old = document[name]
+    value: dict[str, Any] = {"key": old} if isinstance(old, str) else dict(old)
+    value.pop("limits", None)
+    if limits is not None:
+        value["limits"] = limits.to_document()
+    return {**document, name: _compact(value)}
+
+
+def limits_from_options(
+    rate: float | None = None,
+    burst: int | None = None,
+    quota: int | None = None,
+    quota_period: str | None = None,
+) -> KeyLimits | None:
+    """`--rate/--burst/--quota/--quota-period` checked by the proxy's own parser, so a
+    limit `emd keys` accepts is one the gateway reads. None: no option given."""
+    given: dict[str, Any] = {"rate": rate, "burst": burst, "quota": quota}
+    if quota_period is not None:
+        given["quota_period"] = quota_period.upper()
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        return None
+    try:
+        return parse_key_limits("", given)
+    except ValueError as exc:
+        message = str(exc).partition(": ")[2]
+        for field in LIMIT_FIELDS:
+            message = message.replace(f'"limits.{field}"', f"--{field.replace('_', '-')}")
+        raise CliError(message) from exc
 
 
 def revoke(document: Mapping[str, Any], name: str, *, force: bool = False) -> dict[str, Any]:
@@ -118,6 +177,11 @@ def split_models(values: Iterable[str] | None) -> list[str] | None:
     if not models:
         raise CliError("--models needs at least one model id (leave it out for every model)")
     return models
+
+
+def _compact(value: dict[str, Any]) -> str | dict[str, Any]:
+    """A key with neither scope nor limits is written as the plain key string."""
+    return value["key"] if value.keys() == {"key"} else value
 
 
 def _require(document: Mapping[str, Any], name: str) -> None:

@@ -1,4 +1,4 @@
-"""`emd keys list | create | revoke | rotate` as commands, on the deployment's secret
+"""`emd keys list | create | revoke | rotate | limits` as commands, on the deployment's secret
 or (with --local) on `emd serve`'s keys.json.
 
 A new key goes to stdout alone (so `KEY=$(emd keys create --name ci)` works) and is
@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+
+from emd_proxy.auth import KeyLimits
 
 from . import config, keys
 from .aws import Aws, api_stack_name, describe_stack, find_deployment
@@ -22,6 +25,7 @@ from .status_view import stderr_console, stdout_console
 
 # The proxy's default EMD_KEY_CACHE_SECONDS (the deployed Lambdas keep the default).
 DEPLOYED_PICKUP_SECONDS = 60
+T = TypeVar("T")
 
 
 class Target:
@@ -69,11 +73,32 @@ def run(action: Callable[[], None]) -> int:
     return 0
 
 
+def change(target: Target, edit: Callable[[dict[str, Any]], tuple[dict[str, Any], T]]) -> T:
+    """The one place every `emd keys` change is written (read, edit, validate, write
+    with the version check). Anything that must follow a write of the deployed document
+    (e.g. syncing API Gateway usage plans with the keys' limits) belongs here."""
+    written: dict[str, Any] = {}
+
+    def recording(document: dict[str, Any]) -> tuple[dict[str, Any], T]:
+        new, result = edit(document)
+        written.update(new)
+        return new, result
+
+    result = modify(target.store, recording)
+    # `written` is now the document as stored; the deployed-side sync hooks in here.
+    return result
+
+
 def list_keys(target: Target, show_key: bool, as_json: bool) -> None:
     infos = keys.list_keys(target.store.read().document)
     if as_json:
         rows = [
-            {"name": i.name, "models": i.models, "key": i.key if show_key else keys.mask(i.key)}
+            {
+                "name": i.name,
+                "models": i.models,
+                "limits": i.limits.to_document() if i.limits else None,
+                "key": i.key if show_key else keys.mask(i.key),
+            }
             for i in infos
         ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
@@ -82,29 +107,42 @@ def list_keys(target: Target, show_key: bool, as_json: bool) -> None:
         stderr_console().print(f"no keys in {escape(target.store.where)}")
         return
     table = Table(title=Text(f"Keys in {target.store.where}"), title_justify="left")
-    for column in ("name", "scope", "key"):
+    for column in ("name", "scope", "limits", "key"):
         table.add_column(column)
     for info in infos:
         shown = info.key if show_key else keys.mask(info.key)
-        table.add_row(Text(info.name), Text(info.scope), Text(shown or ""))
+        table.add_row(Text(info.name), Text(info.scope), Text(info.limits_text), Text(shown or ""))
     stdout_console().print(table)
 
 
-def create(target: Target, name: str, models: list[str] | None) -> None:
+def create(
+    target: Target, name: str, models: list[str] | None, limits: KeyLimits | None = None
+) -> None:
     err = stderr_console()
     for model in target.unknown_models(models or []):
         err.print(f"[yellow]emd keys: warning: {escape(model)} is not deployed here[/yellow]")
-    key = modify(target.store, lambda doc: keys.create(doc, name, models))
+    key = change(target, lambda doc: keys.create(doc, name, models, limits))
     scope = "all models" if models is None else ", ".join(sorted(set(models)))
     _print_new_key(key)
+    limited = f" (limits: {keys.describe_limits(limits)})" if limits else ""
     err.print(
-        f"Created key {escape(name)} for {escape(scope)} in {escape(target.store.where)}; "
-        f"it is shown only this once and works {target.delay}."
+        f"Created key {escape(name)} for {escape(scope)}{escape(limited)} in "
+        f"{escape(target.store.where)}; it is shown only this once and works {target.delay}."
+    )
+
+
+def set_limits(target: Target, name: str, limits: KeyLimits | None) -> None:
+    change(target, lambda doc: (keys.set_limits(doc, name, limits), None))
+    # Locally `emd serve` enforces limits itself; deployed, API Gateway's usage plans do.
+    applies = target.delay if target.local else "through the deployment's API Gateway usage plans"
+    stderr_console().print(
+        f"Limits of key {escape(name)} are now: {escape(keys.describe_limits(limits))} "
+        f"(in {escape(target.store.where)}; they apply {applies})."
     )
 
 
 def revoke(target: Target, name: str, force: bool) -> None:
-    modify(target.store, lambda doc: (keys.revoke(doc, name, force=force), None))
+    change(target, lambda doc: (keys.revoke(doc, name, force=force), None))
     stderr_console().print(
         f"Revoked key {escape(name)} in {escape(target.store.where)}; "
         f"it stops working {target.delay}."
@@ -112,7 +150,7 @@ def revoke(target: Target, name: str, force: bool) -> None:
 
 
 def rotate(target: Target, name: str) -> None:
-    key = modify(target.store, lambda doc: keys.rotate(doc, name))
+    key = change(target, lambda doc: keys.rotate(doc, name))
     _print_new_key(key)
     stderr_console().print(
         f"Rotated key {escape(name)} (same scope) in {escape(target.store.where)}; the new "

@@ -107,9 +107,10 @@ def test_rotate_keeps_name_format_and_scope() -> None:
     assert document["ci"] == DOC["ci"]
 
 
-def test_rotate_keeps_extra_fields_of_a_key_object() -> None:
-    document, key = keys.rotate({"k": {"key": "sk-old", "models": ["a/dev"], "note": "x"}}, "k")
-    assert document["k"] == {"key": key, "models": ["a/dev"], "note": "x"}
+def test_rotate_keeps_the_scope_and_limits_of_a_key_object() -> None:
+    old = {"key": "sk-old", "models": ["a/dev"], "limits": {"rate": 1.0}}
+    document, key = keys.rotate({"k": old}, "k")
+    assert document["k"] == {"key": key, "models": ["a/dev"], "limits": {"rate": 1.0}}
 
 
 def test_rotate_unknown_key() -> None:
@@ -135,7 +136,50 @@ def test_split_models_refuses_an_empty_scope() -> None:
         keys.split_models([" , "])
 
 
-@pytest.mark.parametrize("document", [[], "x", {"k": 1}, {"k": {"models": []}}])
+@pytest.mark.parametrize(
+    "document",
+    [
+        [],
+        "x",
+        {"k": 1},
+        {"k": {"models": []}},
+        {"k": {"key": "sk-1", "model": ["a/dev"]}},
+        {"k": {"key": "sk-1", "Models": ["a/dev"]}},
+        {"k": {"key": "sk-1", "models": "a/dev"}},
+        {"k": {"key": "sk-1", "limits": {"rate": "5"}}},
+    ],
+)
 def test_validate_refuses_what_the_proxy_could_not_read(document) -> None:
     with pytest.raises(CliError):
         keys.validate(document)
+
+
+def test_validate_names_the_key_and_field() -> None:
+    with pytest.raises(CliError, match='key "ci": unknown field "model"'):
+        keys.validate({"ci": {"key": "sk-1", "model": ["a/dev"]}})
+
+
+def test_create_with_limits_and_list_them() -> None:
+    limits = keys.limits_from_options(rate=2.5, quota=100, quota_period="month")
+    document, key = keys.create(DOC, "app", ["a/dev"], limits)
+    assert document["app"] == {
+        "key": key,
+        "models": ["a/dev"],
+        "limits": {"rate": 2.5, "quota": 100, "quota_period": "MONTH"},
+    }
+    [app] = [i for i in keys.list_keys(keys.validate(document)) if i.name == "app"]
+    assert app.limits == limits
+    assert app.limits_text == "2.5/s (burst 3), 100/month"
+    assert keys.list_keys(DOC)[0].limits_text == "none"
+
+
+def test_set_limits_replaces_and_clears() -> None:
+    limits = keys.limits_from_options(quota=10)
+    document = keys.set_limits(DOC, "ci", limits)
+    assert document["ci"] == {
+        "key": "sk-ci-0123456789",
+        "models": ["a/dev"],
+        "limits": {"quota": 10, "quota_period": "DAY"},
+    }
+    assert keys.set_limits(document, "ci", None) == DOC
+    assert keys.limits_from_options() is None

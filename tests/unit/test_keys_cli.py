@@ -81,8 +81,13 @@ def test_secret_round_trip_create_list_rotate_revoke(secret) -> None:
 
     rows = listed()
     assert rows == {
-        "ci": {"name": "ci", "models": ["Qwen3-8B/dev"], "key": f"sk-e…{new_key[-3:]}"},
-        "default": {"name": "default", "models": None, "key": "sk-e…Xy9"},
+        "ci": {
+            "name": "ci",
+            "models": ["Qwen3-8B/dev"],
+            "limits": None,
+            "key": f"sk-e…{new_key[-3:]}",
+        },
+        "default": {"name": "default", "models": None, "limits": None, "key": "sk-e…Xy9"},
     }
     assert listed("--show-key")["ci"]["key"] == new_key
 
@@ -94,6 +99,7 @@ def test_secret_round_trip_create_list_rotate_revoke(secret) -> None:
     assert [c.strip() for c in ci_row.strip("│ ").split("│")] == [
         "ci",
         "Qwen3-8B/dev",
+        "none",
         f"sk-e…{new_key[-3:]}",
     ]
     assert "all models" in table.stdout
@@ -206,6 +212,7 @@ def test_local_round_trip(config_dir) -> None:
     assert listed("--local")["ci"] == {
         "name": "ci",
         "models": ["echo/local"],
+        "limits": None,
         "key": f"sk-e…{scoped[-3:]}",
     }
 
@@ -230,3 +237,92 @@ def test_local_invalid_file_is_reported(config_dir) -> None:
     result = keys("list", "--local")
     assert result.exit_code == 1
     assert "are not valid JSON" in result.stderr
+
+
+# --- per-key limits --------------------------------------------------------------------
+
+
+def test_create_with_limits_and_change_them(secret) -> None:
+    created = keys("create", "--name", "ci", "-m", "Qwen3-8B/dev", "--rate", "2", "--quota", "1000")
+    assert created.exit_code == 0, created.stderr
+    key = created.stdout.strip()
+    assert "2/s (burst 2), 1000/day" in created.stderr
+    assert stored(secret)["ci"] == {
+        "key": key,
+        "models": ["Qwen3-8B/dev"],
+        "limits": {"rate": 2.0, "quota": 1000, "quota_period": "DAY"},
+    }
+    assert listed()["ci"]["limits"] == {"rate": 2.0, "quota": 1000, "quota_period": "DAY"}
+    table = keys("list")
+    ci_row = next(line for line in table.stdout.splitlines() if "│ ci" in line)
+    assert "2/s (burst 2), 1000/day" in ci_row
+
+    changed = keys(
+        "limits", "ci", "--rate", "0.5", "--burst", "3", "--quota-period", "week", "--quota", "7"
+    )
+    assert changed.exit_code == 0, changed.stderr
+    assert "0.5/s (burst 3), 7/week" in changed.stderr
+    assert stored(secret)["ci"]["limits"] == {
+        "rate": 0.5,
+        "burst": 3,
+        "quota": 7,
+        "quota_period": "WEEK",
+    }
+    assert stored(secret)["ci"]["key"] == key  # the key and scope are kept
+
+    rotated = keys("rotate", "ci").stdout.strip()
+    assert stored(secret)["ci"]["limits"]["burst"] == 3  # rotation keeps the limits
+    assert keys("limits", "ci", "--clear").exit_code == 0
+    assert stored(secret)["ci"] == {"key": rotated, "models": ["Qwen3-8B/dev"]}
+
+    assert keys("limits", "default", "--quota", "5").exit_code == 0
+    assert stored(secret)["default"] == {
+        "key": DEFAULT_KEY,
+        "limits": {"quota": 5, "quota_period": "DAY"},
+    }
+    assert keys("limits", "default", "--clear").exit_code == 0
+    assert stored(secret)["default"] == DEFAULT_KEY  # back to the plain string
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["create", "--name", "x", "--rate", "0"], "--rate must be a number > 0"),
+        (["create", "--name", "x", "--burst", "2"], "--burst needs --rate"),
+        (["create", "--name", "x", "--quota", "0"], "--quota must be a whole number >= 1"),
+        (["create", "--name", "x", "--quota", "3", "--quota-period", "year"], "--quota-period"),
+        (["limits", "default"], "or --clear"),
+        (["limits", "default", "--clear", "--rate", "1"], "not both"),
+        (["limits", "nope", "--rate", "1"], "no key named 'nope'"),
+    ],
+)
+def test_bad_limits_are_refused_and_write_nothing(secret, args, message) -> None:
+    before = stored(secret)
+    result = keys(*args)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert stored(secret) == before
+
+
+def test_a_secret_the_proxy_could_not_read_is_reported_not_rewritten(secret) -> None:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    bad = {"default": DEFAULT_KEY, "ci": {"key": "sk-ci", "model": ["Qwen3-8B/dev"]}}
+    client.put_secret_value(SecretId=secret, SecretString=json.dumps(bad))
+    result = keys("list")
+    assert result.exit_code == 1
+    assert 'key "ci": unknown field "model" (did you mean "models"?)' in result.stderr
+    assert keys("create", "--name", "x").exit_code == 1
+    assert stored(secret) == bad
+
+
+def test_local_limits_round_trip(config_dir) -> None:
+    path = config_dir / "keys.json"
+    key = keys("create", "--local", "--name", "ci", "--quota", "3").stdout.strip()
+    assert json.loads(path.read_text())["ci"] == {
+        "key": key,
+        "limits": {"quota": 3, "quota_period": "DAY"},
+    }
+    changed = keys("limits", "--local", "ci", "--rate", "1")
+    assert changed.exit_code == 0, changed.stderr
+    assert "within 2 s" in changed.stderr
+    assert json.loads(path.read_text())["ci"] == {"key": key, "limits": {"rate": 1.0}}

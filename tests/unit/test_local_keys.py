@@ -105,3 +105,38 @@ def test_status_local_uses_the_override_then_default_then_an_unscoped_key(
     assert _local_key() == "sk-d"
     monkeypatch.setenv("EMD_API_KEY", "sk-env")
     assert _local_key() == "sk-env"
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"default": "sk-1", "ci": {"key": "sk-2", "model": ["a/b"]}}, 'unknown field "model"'),
+        ({"default": "sk-1", "ci": {"key": "sk-2", "models": "a/b"}}, '"models" must be a list'),
+        (["sk-1"], "JSON object"),
+    ],
+)
+def test_serve_refuses_a_key_file_it_cannot_read_exactly(config_dir, document, message) -> None:
+    """`emd serve` starts only on a key file the proxy reads exactly as written (a key
+    scoped with a misspelt field would otherwise see every model)."""
+    write_keys(config_dir, document)
+    with pytest.raises(ValueError, match=message):
+        config.local_key()
+    with pytest.raises(ValueError, match=message):
+        serve._local_keys(None)
+
+
+def test_a_key_file_broken_while_serving_denies_after_the_stale_cap(
+    config_dir, monkeypatch
+) -> None:
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(auth, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    monkeypatch.setenv("EMD_KEY_STALE_MAX_SECONDS", "30")
+    write_keys(config_dir, {"default": "sk-1"})
+    store = serve._local_keys(None)
+    assert store.authenticate("Bearer sk-1").name == "default"
+    write_keys(config_dir, {"default": {"key": "sk-1", "model": ["a/b"]}})
+    clock.now += 10
+    assert store.authenticate("Bearer sk-1").name == "default"  # last good keys
+    clock.now += 25
+    with pytest.raises(auth.KeysUnavailableError):
+        store.authenticate("Bearer sk-1")
