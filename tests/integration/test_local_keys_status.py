@@ -171,3 +171,26 @@ def test_status_local_when_the_process_lives_but_does_not_answer(config_dir) -> 
     assert done.returncode == 1
     assert "does not answer at http://127.0.0.1:9/health" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_enforces_limits_set_with_emd_keys(served, config_dir) -> None:
+    """`emd serve` enforces a key's own limits (EMD_ENFORCE_KEY_LIMITS is on there),
+    and picks up a change of them from keys.json without a restart."""
+    proc, url, default = served
+    created = emd(config_dir, "keys", "create", "--local", "--name", "ci", "--quota", "2")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    wait_for_status(url, key, 200)  # the first request counted
+    assert status_code(url, key) == 200
+    refused = httpx.get(
+        f"{url}/models", headers={"Authorization": f"Bearer {key}"}, trust_env=False
+    )
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert status_code(url, default) == 200  # other keys unaffected
+
+    cleared = emd(config_dir, "keys", "limits", "--local", "ci", "--clear")
+    assert cleared.returncode == 0, cleared.stderr
+    wait_for_status(url, key, 200)
+    assert proc.poll() is None
