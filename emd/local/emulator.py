@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from emd_proxy.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, until_disconnected
 
 from . import eventstream
 from .faults import Fault, FaultBook
@@ -56,6 +58,11 @@ class EmulatorStats:
     streams_opened: int = 0
     streams_finished: int = 0
     streams_cancelled: int = 0
+    # Calls whose answer has not started (an InvokeEndpoint until it is answered, a
+    # stream until its event stream starts: then streams_open counts it), and those
+    # whose caller closed the connection first (the call was cancelled then).
+    calls_in_flight: int = 0
+    calls_abandoned: int = 0
     by_endpoint: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -113,8 +120,30 @@ class Emulator:
             ],
         )
 
-    # --- InvokeEndpoint ------------------------------------------------------------
+    # --- a call ends when its caller leaves, as SageMaker's does ----------------------
+    async def _unless_abandoned(
+        self, request: Request, answer: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """The call's answer; if the caller closes the connection before it starts,
+        the call is cancelled (its container connection closed) and counted."""
+        self.stats.calls_in_flight += 1
+        try:
+            await request.body()  # the listener may take `receive` only after it
+            return await until_disconnected(request.receive, answer(request))
+        except ClientDisconnected:
+            self.stats.calls_abandoned += 1
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
+        finally:
+            self.stats.calls_in_flight -= 1
+
     async def invoke(self, request: Request) -> Response:
+        return await self._unless_abandoned(request, self._invoke)
+
+    async def invoke_stream(self, request: Request) -> Response:
+        return await self._unless_abandoned(request, self._invoke_stream)
+
+    # --- InvokeEndpoint ------------------------------------------------------------
+    async def _invoke(self, request: Request) -> Response:
         name = request.path_params["name"]
         self._count(name)
         container = self.endpoints.get(name)
@@ -153,7 +182,7 @@ class Emulator:
         )
 
     # --- InvokeEndpointWithResponseStream ------------------------------------------
-    async def invoke_stream(self, request: Request) -> Response:
+    async def _invoke_stream(self, request: Request) -> Response:
         name = request.path_params["name"]
         self._count(name)
         container = self.endpoints.get(name)
@@ -300,6 +329,8 @@ class Emulator:
                 "streams_finished": stats.streams_finished,
                 "streams_cancelled": stats.streams_cancelled,
                 "streams_open": stats.streams_open,
+                "calls_in_flight": stats.calls_in_flight,
+                "calls_abandoned": stats.calls_abandoned,
                 "by_endpoint": stats.by_endpoint,
             }
         )

@@ -3,7 +3,8 @@
 Python's json module accepts what no JSON peer should get: NaN/Infinity, lone UTF-16
 surrogates and nesting a thousand levels deep; pydantic_core's parser refuses them
 (so the client gets a 400, not a 502 from the container or a 500 from us) and is
-faster. `StrictJsonRoute` makes FastAPI parse request bodies with it."""
+faster. `StrictJsonRoute` makes FastAPI parse request bodies with it, and runs every
+handler raced against the client's disconnect (disconnect.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 from pydantic_core import PydanticSerializationError, from_json, to_json
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from .disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, until_disconnected
 from .errors import InvalidRequestError
 
 
@@ -36,7 +38,15 @@ class StrictJsonRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def strict(request: Request) -> Response:
-            return await handler(StrictJsonRequest(request.scope, request.receive))
+            strict_request = StrictJsonRequest(request.scope, request.receive)
+            try:
+                # The whole body first: then `receive` is free for the disconnect
+                # listener (the handler reads the cached body).
+                await strict_request.body()
+                return await until_disconnected(request.receive, handler(strict_request))
+            except (ClientDisconnect, ClientDisconnected):
+                # Nobody reads this answer; the access log records that the client left.
+                return Response(status_code=CLIENT_CLOSED_REQUEST)
 
         return strict
 

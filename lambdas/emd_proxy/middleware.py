@@ -19,6 +19,7 @@ from .errors import ProxyError, RequestTooLargeError
 from .log import logger
 from .log import request_id as current_request_id
 from .shapes.anthropic import error_body_for, speaks_anthropic
+from .streaming import StreamAborted
 
 if TYPE_CHECKING:
     from .limits import KeyLimiter
@@ -79,6 +80,8 @@ class GatewayMiddleware:
                 raise
             status = exc.status
             await send_error(send, exc, id_header, path=scope["path"])
+        except StreamAborted:
+            pass  # the body stays unfinished: the server drops the connection, as meant
         finally:
             principal = scope.get("emd.principal")
             logger.info(

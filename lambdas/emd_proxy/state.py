@@ -37,14 +37,26 @@ class Services:
     async def invoke_all(
         self, endpoint: str, calls: list[UpstreamCall], concurrency: int = 4
     ) -> list[UpstreamResponse]:
-        """Several calls (batches of one request), a few at a time, answers in order."""
+        """Several calls (batches of one request), a few at a time, answers in order.
+        The first failure, or the caller's cancellation (its client left), cancels
+        every call still running or waiting, and they have all ended when this
+        returns: nobody would read their answers."""
         limit = asyncio.Semaphore(concurrency)
 
         async def one(call: UpstreamCall) -> UpstreamResponse:
             async with limit:
                 return await self.invoke(endpoint, call)
 
-        return list(await asyncio.gather(*(one(c) for c in calls)))
+        if len(calls) == 1:
+            return [await self.invoke(endpoint, calls[0])]
+        tasks = [asyncio.ensure_future(one(c)) for c in calls]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            if not all(t.done() for t in tasks):
+                for task in tasks:
+                    task.cancel()
+                await asyncio.wait(tasks)
 
     async def open_stream(
         self, endpoint: str, call: UpstreamCall

@@ -11,7 +11,9 @@ answer) out. Every streamed route goes through here, so the rules live once:
                                                  real HTTP status
       -> sse_body(batches, renderer)             one write per batch in the renderer's API
                                                  shape; keep-alives; a failure after the
-                                                 start is one error event; the terminator
+                                                 start is one error event (or, where the
+                                                 shape has no way to say it, a body cut
+                                                 off: `StreamAborted`); the terminator
                                                  always; the upstream closed at once when
                                                  the client leaves
     or -> fold()                                 one `chat.completion` for non-stream
@@ -46,7 +48,8 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 class Renderer(Protocol[T_contra]):
     """One API shape's stream: what goes out before the first batch, for each batch,
     after the last, for a failure, and as the very last write (also after a failure).
-    Each returns the bytes of one write (b"" for nothing)."""
+    Each returns the bytes of one write (b"" for nothing); `error` returns None when
+    the shape cannot carry an error (the body is then cut off, see `StreamAborted`)."""
 
     media_type: str
     keepalive: bytes  # written when the upstream has been silent a while (b"": none)
@@ -54,8 +57,17 @@ class Renderer(Protocol[T_contra]):
     def open(self) -> bytes: ...
     def batch(self, items: T_contra) -> bytes: ...
     def close(self) -> bytes: ...
-    def error(self, exc: ProxyError) -> bytes: ...
+    def error(self, exc: ProxyError) -> bytes | None: ...
     def done(self) -> bytes: ...
+
+
+class StreamAborted(Exception):
+    """A started stream failed and its shape has no way to say so (a raw stream that
+    is not SSE): the HTTP body is left unfinished on purpose. Raised out of the body
+    iterator, it ends the response without its last chunk (the middleware lets the
+    app return quietly; uvicorn then drops the connection), so the client's HTTP
+    library reports an incomplete body instead of a shortened answer that looks
+    whole."""
 
 
 # --- upstream parts -> normalised chunk batches ---------------------------------------
@@ -177,7 +189,8 @@ async def started(items: AsyncIterator[T]) -> AsyncIterator[T]:
 
 async def sse_body(items: AsyncIterator[T | None], render: Renderer[T]) -> AsyncIterator[bytes]:
     """The one SSE loop: the renderer's writes, a keep-alive for each None, a failure
-    after the start as the renderer's error event, and its terminator always."""
+    after the start as the renderer's error event, and its terminator always (a
+    renderer without an error event: `StreamAborted`, and no terminator)."""
     try:
         head = render.open()
         async for item in items:
@@ -189,11 +202,14 @@ async def sse_body(items: AsyncIterator[T | None], render: Renderer[T]) -> Async
         tail = head + render.close()
         if tail:
             yield tail
-    except Exception as exc:  # noqa: BLE001 - a bug must still end the stream cleanly
+    except Exception as exc:  # a bug must still end the stream cleanly
         if not isinstance(exc, ProxyError):
             logger.exception("stream failed")
             exc = UpstreamError("The model's response could not be read.")
         failure = render.error(exc)
+        if failure is None:
+            logger.warning("stream cut off", extra={"error": exc.message})
+            raise StreamAborted(exc.message) from exc
         if failure:
             yield failure
     finally:

@@ -16,7 +16,7 @@ from emd_proxy.errors import InvalidRequestError, UpstreamError
 from emd_proxy.shapes.chat import ChatEvents
 from emd_proxy.shapes.raw import RawEvents
 from emd_proxy.sse import DONE, KEEPALIVE
-from emd_proxy.streaming import chat_chunks, fold, sse_body, started
+from emd_proxy.streaming import StreamAborted, chat_chunks, fold, sse_body, started
 
 MODEL = "Qwen3-8B/dev"
 
@@ -374,14 +374,19 @@ def test_an_empty_upstream_still_ends_with_done() -> None:
     assert run([]) == [DONE]
 
 
-def raw(parts: list[bytes | None], media_type: str) -> list[bytes]:
+def raw(
+    parts: list[bytes | None], media_type: str, writes: list[bytes] | None = None
+) -> list[bytes]:
     async def source():
         for part in parts:
             yield part
         raise UpstreamError("The model failed while streaming: boom")
 
     async def collect() -> list[bytes]:
-        return [w async for w in sse_body(await started(source()), RawEvents(media_type))]
+        out = [] if writes is None else writes
+        async for w in sse_body(await started(source()), RawEvents(media_type)):
+            out.append(w)
+        return out
 
     return asyncio.run(collect())
 
@@ -393,8 +398,12 @@ def test_raw_sse_relay_passes_bytes_and_ends_a_failure_with_error_and_done() -> 
     assert writes[4:] == [DONE]
 
 
-def test_raw_non_sse_relay_has_no_keepalives_and_just_ends() -> None:
-    assert raw([b"{", None, b"}"], "application/jsonlines") == [b"{", b"}"]
+def test_raw_non_sse_relay_has_no_keepalives_and_a_failure_cuts_the_body() -> None:
+    writes: list[bytes] = []
+    with pytest.raises(StreamAborted, match="boom"):
+        raw([b"{", None, b"}"], "application/jsonlines", writes)
+    # What came before the failure went out; no keep-alive, and nothing after it.
+    assert writes == [b"{", b"}"]
 
 
 @pytest.mark.parametrize(
