@@ -5,8 +5,16 @@
                   a list in cdk.json or the same list as a JSON string with -c
     emd:throttle  {"rate_limit"?, "burst_limit"?}: API Gateway stage throttling
     emd:web_acl_arn  optional AWS WAFv2 web ACL (REGIONAL) to attach to the API stage
-    emd:reserved_concurrency  {"<family>": n}: reserved concurrency of family Lambdas
-                  (unset: none reserved, they share the account's pool)
+    emd:reserved_concurrency  {"<family>" | "authorizer": n}: reserved concurrency of
+                  family Lambdas and of the authorizer (unset: none reserved, they share
+                  the account's pool)
+    emd:key_limits  {"rate"?, "burst"?, "quota"?, "quota_period"?}: each API key's
+                  limits at API Gateway where its own `limits` leave a field out
+                  (default {"rate": 10, "burst": 20}: no quota; {} for none)
+    emd:authorizer_cache_seconds  how long API Gateway caches the authorizer's answer
+                  per key (0-3600, default 300)
+    emd:waf       {"rate_limit": n}: create a WAF web ACL whose rate-based rule blocks
+                  an IP above n requests per 5 minutes (opt-in; not with emd:web_acl_arn)
 
 Every mistake fails synth with one message that names the valid choices.
 """
@@ -21,6 +29,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from emd_proxy.auth import KeyDocumentError, KeyLimits, parse_key_limits
 from emd_proxy.families import BY_NAME
 from emd_proxy.registry import Family, Registry, RegistryEntry, endpoint_name
 
@@ -71,6 +80,22 @@ class Throttle(BaseModel):
 
     rate_limit: float = Field(default=50.0, gt=0)
     burst_limit: int = Field(default=100, ge=1)
+
+
+class Waf(BaseModel):
+    """The web ACL the stack creates: one rate-based rule per client IP."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # WAF counts requests per IP over a 5 minute window; 10 is its minimum.
+    rate_limit: int = Field(default=2000, ge=10, le=2_000_000_000)
+
+
+# Each key's API Gateway limits unless its `limits` say otherwise: 10 requests per
+# second with bursts of 20, no quota (a deployment opts into quotas per key or here).
+DEFAULT_KEY_LIMITS = KeyLimits(rate=10.0, burst=20)
+DEFAULT_AUTHORIZER_CACHE_SECONDS = 300
+RESERVED_AUTHORIZER = "authorizer"
 
 
 def slug(text: str) -> str:
@@ -139,8 +164,11 @@ class DeployConfig:
     models: tuple[ModelDeployment, ...]
     throttle: Throttle
     web_acl_arn: str | None = None
-    # Family Lambda name (emd_proxy.families) -> its reserved concurrency.
+    # Family Lambda name (emd_proxy.families) or "authorizer" -> its reserved concurrency.
     reserved_concurrency: Mapping[str, int] = field(default_factory=dict)
+    key_limits: KeyLimits | None = DEFAULT_KEY_LIMITS
+    authorizer_cache_seconds: int = DEFAULT_AUTHORIZER_CACHE_SECONDS
+    waf: Waf | None = None
 
     @property
     def api_stack_name(self) -> str:
@@ -177,13 +205,49 @@ def load(get: Callable[[str], Any]) -> DeployConfig:
         and re.fullmatch(r"arn:aws[\w-]*:wafv2:.+:regional/webacl/.+", web_acl_arn)
     ):
         raise ConfigError(f"emd:web_acl_arn {web_acl_arn!r} is not a REGIONAL WAFv2 web ACL ARN")
+    waf_value = _json_value(get("emd:waf"), "emd:waf")
+    waf = _parse(Waf, waf_value, "emd:waf") if waf_value is not None else None
+    if waf is not None and web_acl_arn is not None:
+        raise ConfigError(
+            "emd:waf and emd:web_acl_arn both attach a web ACL to the stage, which takes "
+            "one: add a rate-based rule to your own web ACL, or drop emd:web_acl_arn"
+        )
     return DeployConfig(
         prefix=prefix,
         models=_models(prefix, get("emd:models")),
         throttle=throttle,
         web_acl_arn=web_acl_arn,
         reserved_concurrency=_reserved_concurrency(get("emd:reserved_concurrency")),
+        key_limits=_key_limits(get("emd:key_limits")),
+        authorizer_cache_seconds=_cache_seconds(get("emd:authorizer_cache_seconds")),
+        waf=waf,
     )
+
+
+def _key_limits(raw: Any) -> KeyLimits | None:
+    """The key document's `limits` format (auth.parse_key_limits), so the default and
+    a key's own limits are the same thing; `{}` means no default limits."""
+    value = _json_value(raw, "emd:key_limits")
+    if value is None:
+        return DEFAULT_KEY_LIMITS
+    try:
+        return parse_key_limits("emd:key_limits", value)
+    except KeyDocumentError as exc:
+        # Its messages name a key's field ('key "x": "limits.rate" ...'): say ours.
+        message = str(exc).replace('key "emd:key_limits":', "emd:key_limits:")
+        raise ConfigError(message.replace('"limits.', '"')) from exc
+
+
+def _cache_seconds(raw: Any) -> int:
+    value = _json_value(raw, "emd:authorizer_cache_seconds")
+    if value is None:
+        return DEFAULT_AUTHORIZER_CACHE_SECONDS
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3600:
+        raise ConfigError(
+            "emd:authorizer_cache_seconds must be a whole number of seconds from 0 (no "
+            f"cache) to 3600 (API Gateway's maximum), not {value!r}"
+        )
+    return value
 
 
 def _reserved_concurrency(raw: Any) -> dict[str, int]:
@@ -192,7 +256,7 @@ def _reserved_concurrency(raw: Any) -> dict[str, int]:
     value = _json_value(raw, "emd:reserved_concurrency")
     if value is None:
         return {}
-    families = ", ".join(BY_NAME)
+    families = ", ".join([*BY_NAME, RESERVED_AUTHORIZER])
     if not isinstance(value, dict):
         raise ConfigError(
             'emd:reserved_concurrency must be an object like {"chat": 20}, with family '
@@ -200,7 +264,7 @@ def _reserved_concurrency(raw: Any) -> dict[str, int]:
         )
     reserved: dict[str, int] = {}
     for family, count in value.items():
-        if family not in BY_NAME:
+        if family not in BY_NAME and family != RESERVED_AUTHORIZER:
             raise ConfigError(
                 f"emd:reserved_concurrency: unknown family {family!r}; families: {families}"
             )

@@ -10,7 +10,7 @@ methods use authorization NONE.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -42,6 +42,27 @@ _GATEWAY_RESPONSES: dict[str, tuple[str | None, str, str | None, str | None]] = 
     "MISSING_AUTHENTICATION_TOKEN": ("404", "invalid_request_error", "not_found", "Unknown route."),
     "RESOURCE_NOT_FOUND": ("404", "invalid_request_error", "not_found", "Unknown route."),
     "UNAUTHORIZED": ("401", "authentication_error", "invalid_api_key", None),
+    # The authorizer accepted the key but API Gateway knows no API key for it: revoked
+    # (the sync deleted it) or not synced yet.
+    "INVALID_API_KEY": (
+        "401",
+        "authentication_error",
+        "invalid_api_key",
+        "Incorrect API key provided, or a new key not yet synced to API Gateway (`emd keys sync`).",
+    ),
+    # The authorizer could not read the key document: refused, like the app's own 503.
+    "AUTHORIZER_FAILURE": (
+        "503",
+        "service_unavailable",
+        "api_keys_unavailable",
+        "API keys are unavailable.",
+    ),
+    "AUTHORIZER_CONFIGURATION_ERROR": (
+        "500",
+        "internal_error",
+        "internal_error",
+        "API keys are unavailable.",
+    ),
     "ACCESS_DENIED": ("403", "permission_error", "access_denied", None),
     "WAF_FILTERED": ("403", "permission_error", "request_blocked", None),
     "THROTTLED": ("429", "rate_limit_error", "rate_limit_exceeded", None),
@@ -100,6 +121,7 @@ class GatewayApi(Construct):
         targets: Sequence[RouteTarget],
         rate_limit: float,
         burst_limit: int,
+        authorizer_for: Callable[[Route], apigw.IAuthorizer | None] = lambda _: None,
         web_acl_arn: str | None = None,
     ) -> None:
         super().__init__(scope, id_)
@@ -116,6 +138,9 @@ class GatewayApi(Construct):
             description="EMD gateway: OpenAI-compatible API in front of SageMaker endpoints",
             endpoint_configuration=apigw.EndpointConfiguration(types=[apigw.EndpointType.REGIONAL]),
             binary_media_types=BINARY_MEDIA_TYPES,
+            # The usage plan key comes from the authorizer (`usageIdentifierKey`), not
+            # from an x-api-key header (OpenAI clients send Authorization: Bearer).
+            api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
             # Stage logging needs the account's API Gateway CloudWatch role. It is one
             # setting per account and region (AWS::ApiGateway::Account): each stack
             # that makes one points the setting at its own role, and deleting that role
@@ -145,13 +170,20 @@ class GatewayApi(Construct):
                 timeout=target.timeout,
             )
             for route in target.routes:
+                authorizer = authorizer_for(route)
                 self._resource(route.path).add_method(
                     route.method,
                     integration,
-                    authorization_type=apigw.AuthorizationType.NONE,
+                    authorization_type=(
+                        apigw.AuthorizationType.CUSTOM
+                        if authorizer
+                        else apigw.AuthorizationType.NONE
+                    ),
+                    authorizer=authorizer,
+                    api_key_required=authorizer is not None,
                 )
         for response_type, (status, type_, code, message) in _GATEWAY_RESPONSES.items():
-            headers = {"Retry-After": "'1'"} if status == "429" else None
+            headers = {"Retry-After": "'1'"} if status in ("429", "503") else None
             self.api.add_gateway_response(
                 f"Gateway{response_type.title().replace('_', '')}",
                 type=apigw.ResponseType.of(response_type),

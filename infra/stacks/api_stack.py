@@ -13,17 +13,20 @@ import json
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from emd_proxy.families import FAMILIES, MODELS, TimeoutClass
+from emd_proxy.families import BY_NAME, FAMILIES, MODELS, Route, TimeoutClass
 
-from ..bundling import lambda_code
-from ..config import DeployConfig
+from ..bundling import asset_hash, lambda_code
+from ..config import RESERVED_AUTHORIZER, DeployConfig
 from ..constructs.alarms import GatewayAlarms
 from ..constructs.gateway_api import GatewayApi, RouteTarget
+from ..constructs.key_limits import KeyAuthorizer, KeySync
 from ..constructs.proxy_function import AdapterChoice, ProxyFunction
+from ..constructs.waf import RateLimitWebAcl
 
 # Lambda (and API Gateway integration) timeout and memory per timeout class of the
 # family table: generation and raw invocations stream up to API Gateway's 15 minute
@@ -39,6 +42,11 @@ MEMORY_MB: dict[TimeoutClass, int] = {"instant": 512, "short": 1024, "long": 102
 # The proxy gives up on SageMaker this long before Lambda and API Gateway would, so
 # the client gets its own 504 in OpenAI's shape rather than a cut connection.
 _UPSTREAM_MARGIN_SECONDS = 30
+# The only routes without an API key: a load balancer's or a monitor's health check.
+PUBLIC_ROUTES = frozenset({Route("GET", "/health")})
+# Routes whose clients (Anthropic's SDKs) send the key as x-api-key, or as a Bearer
+# header: their authorizer reads either header, uncached (constructs/key_limits.py).
+ANY_HEADER_ROUTES = frozenset(BY_NAME["messages"].routes)
 
 
 class ApiStack(cdk.Stack):
@@ -56,6 +64,16 @@ class ApiStack(cdk.Stack):
         adapter = AdapterChoice(self)
         layer = lambda_.LayerVersion.from_layer_version_arn(self, "WebAdapterLayer", adapter.arn)
         code = lambda_code(config.registry_json(), adapter.layer.target)
+        self.authorizer = KeyAuthorizer(
+            self,
+            "KeyAuthorizer",
+            prefix=config.prefix,
+            code=code,
+            architecture=adapter.layer.architecture,
+            secret=self.secret,
+            cache_seconds=config.authorizer_cache_seconds,
+            reserved_concurrency=config.reserved_concurrency.get(RESERVED_AUTHORIZER),
+        )
 
         self.functions: dict[str, ProxyFunction] = {}
         targets: list[RouteTarget] = []
@@ -92,6 +110,11 @@ class ApiStack(cdk.Stack):
             self.functions[spec.name] = fn
             targets.append(RouteTarget(spec.routes, fn.function, timeout))
 
+        web_acl_arn = config.web_acl_arn
+        if config.waf is not None:
+            web_acl_arn = RateLimitWebAcl(
+                self, "Waf", name=f"{config.prefix}-api", rate_limit=config.waf.rate_limit
+            ).arn
         self.gateway = GatewayApi(
             self,
             "Gateway",
@@ -99,9 +122,21 @@ class ApiStack(cdk.Stack):
             targets=targets,
             rate_limit=config.throttle.rate_limit,
             burst_limit=config.throttle.burst_limit,
-            web_acl_arn=config.web_acl_arn,
+            authorizer_for=self._authorizer_for,
+            web_acl_arn=web_acl_arn,
         )
-        self._acknowledge_api(with_waf=config.web_acl_arn is not None)
+        self._acknowledge_api(with_waf=web_acl_arn is not None)
+        self.key_sync = KeySync(
+            self,
+            "KeySync",
+            prefix=config.prefix,
+            code=code,
+            code_hash=asset_hash(config.registry_json(), adapter.layer.target),
+            architecture=adapter.layer.architecture,
+            secret=self.secret,
+            api=self.gateway.api,
+            default_limits=config.key_limits,
+        )
         GatewayAlarms(
             self,
             "Alarms",
@@ -127,6 +162,20 @@ class ApiStack(cdk.Stack):
             value=self.secret.secret_name,
             description="name of the API key secret",
         )
+        cdk.CfnOutput(
+            self,
+            "KeySyncFunctionName",
+            value=self.key_sync.function.function_name,
+            description="Lambda that syncs API Gateway API keys and usage plans with the "
+            "secret (`emd keys` invokes it after each change)",
+        )
+
+    def _authorizer_for(self, route: Route) -> apigw.IAuthorizer | None:
+        if route in PUBLIC_ROUTES:
+            return None
+        if route in ANY_HEADER_ROUTES:
+            return self.authorizer.any_header
+        return self.authorizer.bearer
 
     def endpoint_arns(self, family: str) -> list[str]:
         return [
@@ -164,10 +213,10 @@ class ApiStack(cdk.Stack):
 
     def _acknowledge_api(self, *, with_waf: bool) -> None:
         auth_reason = (
-            "OpenAI clients send `Authorization: Bearer <key>`; the app checks the key "
-            "(constant-time, from Secrets Manager, per-key model scopes) on every /v1 "
-            "route, and /health is public by design. API Gateway authorizers or API keys "
-            "(x-api-key) cannot check that header without an extra authorizer Lambda."
+            "Every route but GET /health has a Lambda authorizer (the key from "
+            "`Authorization: Bearer` or x-api-key, checked against Secrets Manager) and "
+            "requires the API key it names, whose usage plan limits the key. /health is "
+            "public by design (health checks); API keys are ours, not Cognito users."
         )
         validations = cdk.Validations.of(self.gateway.api)
         validations.acknowledge(
@@ -197,6 +246,7 @@ class ApiStack(cdk.Stack):
                     reason="WAF is optional (context emd:web_acl_arn attaches your web "
                     "ACL): it costs per ACL and request, and the common managed rule set "
                     "blocks bodies over 8 KB (chat and audio requests). Stage throttling "
-                    "(emd:throttle) and API keys guard the API.",
+                    "(emd:throttle), the authorizer and per-key usage plans guard the API; "
+                    "emd:waf creates a rate-based web ACL.",
                 ),
             )

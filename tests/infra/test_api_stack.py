@@ -39,11 +39,6 @@ def test_every_route_maps_to_its_family_lambda(multi: Synth) -> None:
     assert set(routes) == set(EXPECTED_ROUTES)
     for route, props in routes.items():
         assert functions[cfn.integration_function(props["Integration"])] == EXPECTED_ROUTES[route]
-        # Bearer keys are checked by the app, not by API Gateway. With no API Gateway
-        # API key on the method, a proxy integration forwards every header: Anthropic
-        # clients' `x-api-key` reaches the app like any other.
-        assert props["AuthorizationType"] == "NONE"
-        assert not props.get("ApiKeyRequired", False)
 
 
 def test_every_integration_streams_with_its_timeout(multi: Synth) -> None:
@@ -71,7 +66,8 @@ def test_every_integration_streams_with_its_timeout(multi: Synth) -> None:
 def test_lambdas_run_arm64_on_python_3_13_with_the_adapter(multi: Synth) -> None:
     functions = cfn.functions_by_family(multi.api)
     assert sorted(functions) == sorted(FAMILY_NAMES)
-    assert len(cfn.resources(multi.api, "AWS::Lambda::Function")) == len(FAMILY_NAMES)
+    # Plus the authorizer and the key sync (test_key_limits.py).
+    assert len(cfn.resources(multi.api, "AWS::Lambda::Function")) == len(FAMILY_NAMES) + 2
     code_keys = set()
     for family, (_, props) in functions.items():
         assert props["Architectures"] == ["arm64"]
@@ -180,7 +176,12 @@ def test_secret_is_readable_only_by_the_lambdas(multi: Synth) -> None:
     assert generate["IncludeSpace"] is False
     assert generate["PasswordLength"] >= 32
 
-    lambda_roles = {cfn.role_of(p) for _, p in cfn.functions_by_family(template).values()}
+    # The family Lambdas, the authorizer and the key sync: every Lambda of the stack.
+    lambda_roles = {
+        cfn.role_of(p["Properties"])
+        for p in cfn.resources(template, "AWS::Lambda::Function").values()
+    }
+    assert len(lambda_roles) == len(FAMILY_NAMES) + 2
     readers = set()
     for policy in cfn.resources(template, "AWS::IAM::Policy").values():
         props = policy["Properties"]
@@ -203,7 +204,7 @@ def test_secret_is_readable_only_by_the_lambdas(multi: Synth) -> None:
 
 def test_outputs(multi: Synth) -> None:
     outputs = multi.api["Outputs"]
-    assert set(outputs) == {"BaseURL", "ApiKeySecretArn", "ApiKeySecretName"}
+    assert set(outputs) == {"BaseURL", "ApiKeySecretArn", "ApiKeySecretName", "KeySyncFunctionName"}
     base_url = cfn.join_text(outputs["BaseURL"]["Value"])
     assert re.fullmatch(
         r"https://\{\w+\}\.execute-api\.us-east-1\.\{AWS::URLSuffix\}/\{\w+\}/v1", base_url
