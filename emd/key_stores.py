@@ -157,7 +157,14 @@ def _parse(text: str, where: str) -> dict[str, Any]:
         document = json.loads(text) if text.strip() else {}
     except ValueError as exc:
         raise CliError(f"the keys in {where} are not valid JSON: {exc}") from exc
-    return validate(document)
+    try:
+        return validate(document)
+    except CliError as exc:
+        # Nothing is written back over a document we cannot read: it is fixed by hand.
+        raise CliError(
+            f"{exc} (in {where}; the gateway will not use these keys: fix the document "
+            "there by hand)"
+        ) from exc
 
 
 def _digest(raw: bytes) -> str:

@@ -311,6 +311,7 @@ def test_a_secret_the_proxy_could_not_read_is_reported_not_rewritten(secret) -> 
     result = keys("list")
     assert result.exit_code == 1
     assert 'key "ci": unknown field "model" (did you mean "models"?)' in result.stderr
+    assert "fix the document there by hand" in result.stderr
     assert keys("create", "--name", "x").exit_code == 1
     assert stored(secret) == bad
 
