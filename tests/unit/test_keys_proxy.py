@@ -4,8 +4,10 @@ reads the secret (moto) through KeyStore.from_secret, as the Lambdas do."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
+import boto3
 import pytest
 from fastapi.testclient import TestClient
 from moto import mock_aws
@@ -21,6 +23,7 @@ from tests.moto_deployment import (
     AWS_ENV_TO_CLEAR,
     DEFAULT_KEY,
     DUMMY_AWS_ENV,
+    REGION,
     ModelSpec,
     deploy,
 )
@@ -124,3 +127,33 @@ def test_scoped_key_sees_only_its_models(proxy, clock) -> None:
     assert chat.status_code == 404
     assert chat.json()["error"]["code"] == "model_not_found"
     assert proxy.get("/v1/models/bge-m3/dev", headers=headers).status_code == 200
+
+
+def test_a_hand_edited_secret_with_a_misspelt_scope_is_never_a_wider_key(proxy, clock) -> None:
+    """The old reader took {"model": [...]} as a key for every model. Now the proxy keeps
+    the last good keys for at most EMD_KEY_STALE_MAX_SECONDS, then answers 503 without
+    details; it never lets the misspelt key see anything."""
+    assert models(proxy, DEFAULT_KEY)[0] == 200
+    client = boto3.client("secretsmanager", region_name=REGION)
+    [arn] = [s["ARN"] for s in client.list_secrets()["SecretList"]]
+    bad = {"default": DEFAULT_KEY, "ci": {"key": "sk-ci-hand-edited", "model": ["bge-m3/dev"]}}
+    client.put_secret_value(SecretId=arn, SecretString=json.dumps(bad))
+    clock.now += CACHE_SECONDS
+    assert models(proxy, "sk-ci-hand-edited")[0] == 401  # the last good keys
+    assert models(proxy, DEFAULT_KEY)[0] == 200
+    clock.now += 300
+    response = proxy.get("/v1/models", headers={"Authorization": f"Bearer {DEFAULT_KEY}"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json() == {
+        "error": {
+            "message": "API keys are unavailable.",
+            "type": "service_unavailable",
+            "param": None,
+            "code": "api_keys_unavailable",
+        }
+    }
+    assert models(proxy, "sk-ci-hand-edited")[0] == 503
+
+    client.put_secret_value(SecretId=arn, SecretString=json.dumps({"default": DEFAULT_KEY}))
+    assert models(proxy, DEFAULT_KEY)[0] == 200  # a good document: served again at once
