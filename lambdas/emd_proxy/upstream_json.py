@@ -42,7 +42,9 @@ _ERROR_TYPE_STATUS = {
     "incomplete_generation": 500,
     "incomplete_generation_stream": 500,
     "stream_serialization_error": 500,
-    "backend": 500,  # TEI
+    # TEI (router/src/http/server.rs): a backend failure is a 424, unhealthy a 503.
+    "backend": 500,
+    "unhealthy": 500,
 }
 # TGI's InferError Display texts (router/src/infer/mod.rs), for its stream error event
 # whose http_status_code is always 422.

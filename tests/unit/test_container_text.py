@@ -136,7 +136,8 @@ def test_tgi_stream_errors_by_kind(message: str, cls: type, status: int) -> None
         ("overloaded", 429, RateLimitError),
         ("generation", 424, UpstreamError),  # TGI's generation failure is a 424
         ("incomplete_generation", 500, UpstreamError),
-        ("backend", 500, UpstreamError),  # TEI
+        ("backend", 424, UpstreamError),  # TEI's backend failure is a 424
+        ("unhealthy", 503, UpstreamError),  # TEI
         ("tokenizer", 422, InvalidRequestError),  # TEI
     ],
 )
