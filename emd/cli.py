@@ -285,6 +285,19 @@ def keys_rotate(
     )
 
 
+@keys_app.command("sync")
+def keys_sync(prefix: Prefix = "EMD", region: Region = None) -> None:
+    """Bring API Gateway's API keys and usage plans in line with the secret (each
+    `emd keys` change does this itself; run it after editing the secret elsewhere)."""
+    from . import keys_cmd
+
+    raise typer.Exit(
+        keys_cmd.run(
+            lambda: keys_cmd.sync(keys_cmd.Target(local=False, prefix=prefix, region=region))
+        )
+    )
+
+
 @app.callback()
 def main() -> None:
     """EMD gateway command line."""

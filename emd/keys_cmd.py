@@ -17,7 +17,7 @@ from rich.text import Text
 
 from emd_proxy.auth import KeyLimits
 
-from . import config, keys
+from . import config, key_sync, keys
 from .aws import Aws, api_stack_name, describe_stack, find_deployment
 from .errors import CliError
 from .key_stores import FileKeys, KeyDocumentStore, SecretKeys, modify
@@ -35,6 +35,7 @@ class Target:
         self.local = local
         self.prefix = prefix
         self.aws: Aws | None = None
+        self.key_sync_function: str | None = None
         if local:
             self.store: KeyDocumentStore = FileKeys(config.keys_path())
             ttl = config.LOCAL_KEY_TTL_SECONDS
@@ -51,6 +52,7 @@ class Target:
         if not secret:
             raise CliError(f"stack {stack.name} has no ApiKeySecretArn output ({stack.status})")
         self.store = SecretKeys(self.aws, secret)
+        self.key_sync_function = stack.outputs.get("KeySyncFunctionName")
         self.delay = (
             f"within {DEPLOYED_PICKUP_SECONDS} s (the gateway caches keys for "
             "EMD_KEY_CACHE_SECONDS; no redeploy needed)"
@@ -85,7 +87,8 @@ def change(target: Target, edit: Callable[[dict[str, Any]], tuple[dict[str, Any]
         return new, result
 
     result = modify(target.store, recording)
-    # `written` is now the document as stored; the deployed-side sync hooks in here.
+    if target.aws is not None:  # deployed: API Gateway's API keys and usage plans follow
+        key_sync.after_write(target.aws, target.key_sync_function)
     return result
 
 
@@ -155,6 +158,25 @@ def rotate(target: Target, name: str) -> None:
     stderr_console().print(
         f"Rotated key {escape(name)} (same scope) in {escape(target.store.where)}; the new "
         f"key is shown only this once. The switch happens {target.delay}."
+    )
+
+
+def sync(target: Target) -> None:
+    """API Gateway's API keys and usage plans from the secret as it is (after an edit
+    outside `emd keys`, e.g. in the console)."""
+    if target.aws is None:
+        stderr_console().print("Nothing to sync locally: `emd serve` reads the file itself.")
+        return
+    if not target.key_sync_function:
+        raise CliError(
+            "this stack has no KeySyncFunctionName output (deployed before per-key "
+            "limits): redeploy it"
+        )
+    report = key_sync.run_sync(target.aws, target.key_sync_function)
+    stderr_console().print(
+        f"API Gateway usage plans synced ({report.get('keys', 0)} keys, plans "
+        f"{escape(', '.join(report.get('plans', [])) or 'none')}): "
+        f"{escape(key_sync.describe(report))}."
     )
 
 

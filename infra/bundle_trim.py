@@ -34,9 +34,12 @@ import shutil
 from pathlib import Path
 
 # The SageMaker runtime client's own model, Secrets Manager (every Lambda reads its API
-# keys from there), and the services of botocore's credential providers (web identity
-# and role assumption call STS; SSO profiles call SSO).
-BOTOCORE_SERVICES = frozenset({"sagemaker-runtime", "secretsmanager", "sts", "sso", "sso-oidc"})
+# keys from there), API Gateway (the key-sync Lambda manages API keys and usage plans:
+# emd_proxy/usage_sync.py), and the services of botocore's credential providers (web
+# identity and role assumption call STS; SSO profiles call SSO).
+BOTOCORE_SERVICES = frozenset(
+    {"sagemaker-runtime", "secretsmanager", "apigateway", "sts", "sso", "sso-oidc"}
+)
 LEFT_OUT_PACKAGES = ("pydantic/v1",)
 
 # file -> [(text, replacement)]: work deferred to its first use (see the module doc).
