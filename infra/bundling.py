@@ -46,7 +46,8 @@ REGISTRY_FILE = "emd_registry.json"
 # Paths never copied into a bundle (nor hashed): caches of local runs.
 EXCLUDE = ["**/__pycache__", "**/*.pyc", ".pytest_cache"]
 # Bumped when build_bundle changes what it writes, so old bundles are not reused.
-_BUNDLE_FORMAT = "7"  # 3-7: trimmed (bundle_trim.py; 5: secretsmanager, 6: deferred work, 7: apigateway)
+# 3-7: trimmed (bundle_trim.py; 5: secretsmanager, 6: deferred work, 7: apigateway).
+_BUNDLE_FORMAT = "7"
 
 
 @dataclass(frozen=True)
