@@ -557,3 +557,89 @@ def test_trimmed_bundle_reads_the_key_secret(builds: Builds) -> None:
         server.stop()
     assert read.returncode == 0, read.stderr
     assert json.loads(read.stdout) == ["default"]
+
+
+_AUTHORIZE_AND_SYNC = """
+import json, sys
+from emd_proxy import authorizer, usage_sync
+event = {"methodArn": "arn:aws:execute-api:us-east-1:1:abc/prod/GET/v1/models",
+         "headers": {"Authorization": "Bearer " + sys.argv[1]}}
+allowed = authorizer.handler(event, None)
+report = usage_sync.handler({"action": "sync"}, None)
+print(json.dumps({"principal": allowed["principalId"], "usage_key": allowed["usageIdentifierKey"],
+                  "report": report}))
+"""
+
+
+def test_trimmed_bundle_runs_the_authorizer_and_the_key_sync(builds: Builds) -> None:
+    """The authorizer and the key-sync Lambda run from the shared bundle with its own
+    trimmed botocore (which must keep the apigateway model), against a moto server."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from emd_proxy.authorizer import usage_key
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        aws = {
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        clients = {
+            name: boto3.client(
+                name,
+                endpoint_url=aws["AWS_ENDPOINT_URL"],
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            for name in ("secretsmanager", "apigateway")
+        }
+        key = "k" * 48
+        clients["secretsmanager"].create_secret(
+            Name="emd-keys-authorizer", SecretString=json.dumps({"default": key})
+        )
+        apigw = clients["apigateway"]
+        api = apigw.create_rest_api(name="emd")["id"]
+        root = apigw.get_resources(restApiId=api)["items"][0]["id"]
+        apigw.put_method(restApiId=api, resourceId=root, httpMethod="GET", authorizationType="NONE")
+        apigw.put_integration(restApiId=api, resourceId=root, httpMethod="GET", type="MOCK")
+        apigw.create_deployment(restApiId=api, stageName="prod")
+        bundle = builds.host.result()
+        base_python = getattr(sys, "_base_executable", sys.executable)
+        env = {
+            "PYTHONPATH": str(bundle),
+            "HOME": "/nonexistent",
+            "PATH": "/usr/bin:/bin",
+            "NO_PROXY": "127.0.0.1",
+            "EMD_API_KEY_SECRET_ID": "emd-keys-authorizer",
+            "EMD_PREFIX": "EMDBundle",
+            "EMD_REST_API_ID": api,
+            "EMD_STAGE": "prod",
+            "EMD_DEFAULT_KEY_LIMITS": json.dumps({"rate": 10, "burst": 20}),
+            **aws,
+        }
+        run = subprocess.run(
+            [base_python, "-S", "-c", _AUTHORIZE_AND_SYNC, key],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,  # the assert shows stderr
+        )
+        assert run.returncode == 0, run.stderr
+        answer = json.loads(run.stdout.strip().splitlines()[-1])
+        # moto servers in one process share their state: only this test's prefix.
+        (api_key,) = [
+            k
+            for k in apigw.get_api_keys(includeValues=True)["items"]
+            if k.get("tags", {}).get("emd:prefix") == "EMDBundle"
+        ]
+    finally:
+        server.stop()
+    assert answer["principal"] == "default"
+    assert answer["usage_key"] == usage_key("EMDBundle", key) == api_key["value"]
+    assert answer["report"]["created_keys"] == ["EMDBundle-default"]
