@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from emd_proxy import usage_sync
 from emd_proxy.auth import KeyDocumentError, KeyLimits
 from emd_proxy.authorizer import usage_key
 from emd_proxy.usage_sync import Deployment, PlanLimits, reconcile, remove_all
@@ -168,3 +169,77 @@ def test_plan_limits_fill_from_the_default() -> None:
     assert PlanLimits.of(KeyLimits(rate=0.5), KeyLimits(rate=9, burst=9, quota=3)) == PlanLimits(
         0.5, 1, 3, "DAY"
     )
+
+
+@pytest.fixture
+def lambda_env(apigw: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The key-sync Lambda's environment over moto: a secret, an API and its stage."""
+    secrets = boto3.client("secretsmanager")
+    secrets.create_secret(Name="emd-keys", SecretString=json.dumps(DOC))
+    api = make_api(apigw)
+    for name, value in {
+        "EMD_API_KEY_SECRET_ID": "emd-keys",
+        "EMD_PREFIX": "EMD",
+        "EMD_REST_API_ID": api,
+        "EMD_STAGE": "prod",
+        "EMD_DEFAULT_KEY_LIMITS": json.dumps({"rate": 10, "burst": 20}),
+    }.items():
+        monkeypatch.setenv(name, value)
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(usage_sync, "_respond", lambda url, body: sent.append(body))
+    return {"secrets": secrets, "sent": sent}
+
+
+def cfn_event(request_type: str) -> dict[str, Any]:
+    return {
+        "RequestType": request_type,
+        "ResponseURL": "https://cloudformation-custom-resource-response.example/x",
+        "StackId": "arn:aws:cloudformation:us-east-1:1:stack/EMD-API/1",
+        "RequestId": "r1",
+        "LogicalResourceId": "KeySyncRun",
+        "ResourceProperties": {},
+    }
+
+
+def test_custom_resource_create_update_and_delete(apigw: Any, lambda_env: dict[str, Any]) -> None:
+    sent = lambda_env["sent"]
+    usage_sync.handler(cfn_event("Create"), None)
+    assert sent[-1]["Status"] == "SUCCESS"
+    assert sent[-1]["PhysicalResourceId"] == "EMD-usage-plans"
+    assert sent[-1]["Data"]["Keys"] == "3"
+    assert len(state(apigw)) == 3
+    # A document the parser refuses fails the deploy with the parser's message.
+    lambda_env["secrets"].put_secret_value(
+        SecretId="emd-keys", SecretString=json.dumps({"default": {"key": "k", "model": []}})
+    )
+    usage_sync.handler(cfn_event("Update"), None)
+    assert sent[-1]["Status"] == "FAILED"
+    assert 'unknown field "model"' in sent[-1]["Reason"]
+    assert len(state(apigw)) == 3  # nothing changed
+    usage_sync.handler(cfn_event("Delete"), None)
+    assert sent[-1]["Status"] == "SUCCESS"
+    assert state(apigw) == {}
+    assert not [p for p in apigw.get_usage_plans()["items"] if p.get("tags")]
+
+
+def test_a_failed_delete_still_answers_success(
+    lambda_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("API Gateway is down")
+
+    monkeypatch.setattr(usage_sync, "remove_all", broken)
+    usage_sync.handler(cfn_event("Delete"), None)
+    # Else the stack's deletion would hang on this resource; leftovers are tagged.
+    assert lambda_env["sent"][-1]["Status"] == "SUCCESS"
+
+
+def test_direct_invoke_from_emd_keys(apigw: Any, lambda_env: dict[str, Any]) -> None:
+    report = usage_sync.handler({"action": "sync"}, None)
+    assert report["keys"] == 3 and report["changed"] is True
+    assert "sk-" not in json.dumps(report)  # names only, never keys
+    assert usage_sync.handler({"action": "sync"}, None)["changed"] is False
+    assert "error" in usage_sync.handler({"action": "other"}, None)
+    lambda_env["secrets"].put_secret_value(SecretId="emd-keys", SecretString='{"a": 5}')
+    assert 'key "a"' in usage_sync.handler({"action": "sync"}, None)["error"]
+    assert lambda_env["sent"] == []  # no CloudFormation answer outside a custom resource
