@@ -80,10 +80,13 @@ _GATEWAY_RESPONSES: dict[str, tuple[str | None, str, str | None, str | None]] = 
 
 
 def gateway_response_template(type_: str, code: str | None, message: str | None) -> str:
-    """`{"error": {message, type, param, code}}`; `messageString` is already quoted."""
+    """`{"type": "error", "error": {message, type, param, code}}`: OpenAI's error shape,
+    and Anthropic's too (`type: error`, `error.type`, `error.message`), because Gateway
+    Responses are one per API, not per route, and cannot branch (no VTL), while the
+    Anthropic routes' clients read their own shape. `messageString` is already quoted."""
     msg = json.dumps(message) if message else "$context.error.messageString"
     return (
-        f'{{"error": {{"message": {msg}, "type": {json.dumps(type_)}, '
+        f'{{"type": "error", "error": {{"message": {msg}, "type": {json.dumps(type_)}, '
         f'"param": null, "code": {json.dumps(code)}}}}}'
     )
 

@@ -135,10 +135,18 @@ def desired_keys(
     document: Mapping[str, Any], deployment: Deployment
 ) -> dict[str, tuple[str, PlanLimits]]:
     """API key name -> (API key value, limits) for every key of the document."""
-    out = {}
+    out: dict[str, tuple[str, PlanLimits]] = {}
+    owner: dict[str, str] = {}  # API key value -> EMD key name
     for key in parse_key_document(document):
         name = f"{deployment.prefix}-{key.principal.name}"
         value = usage_key(deployment.prefix, key.secret.decode())
+        if value in owner:
+            # API Gateway takes one API key per value: the two would share one.
+            raise ValueError(
+                f"keys {owner[value]!r} and {key.principal.name!r} have the same key string; "
+                "rotate one of them"
+            )
+        owner[value] = key.principal.name
         out[name] = (value, PlanLimits.of(key.principal.limits, deployment.default_limits))
     return out
 

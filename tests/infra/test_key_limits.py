@@ -209,6 +209,8 @@ def test_gateway_answers_for_the_authorizer_in_openai_shape(multi: Synth) -> Non
         template = props["ResponseTemplates"]["application/json"]
         body = json.loads(template.replace("$context.error.messageString", '"x"'))
         assert body["error"]["code"] == code
+        # Anthropic's clients (on /v1/messages) read `type` and `error.type` as well.
+        assert body["type"] == "error"
 
 
 @pytest.mark.parametrize(

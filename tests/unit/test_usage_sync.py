@@ -161,6 +161,13 @@ def test_a_bad_document_changes_nothing(apigw: Any) -> None:
     assert state(apigw) == before
 
 
+def test_two_names_with_one_key_string_are_refused_before_any_change(apigw: Any) -> None:
+    deployment = Deployment("EMD", make_api(apigw), "prod", DEFAULT)
+    with pytest.raises(ValueError, match="'a' and 'b' have the same key string"):
+        reconcile(apigw, {"a": "sk-same-0123456789", "b": "sk-same-0123456789"}, deployment)
+    assert state(apigw) == {}
+
+
 def test_plan_limits_fill_from_the_default() -> None:
     assert PlanLimits.of(None, None) == PlanLimits(None, None, None, None)
     assert PlanLimits.of(KeyLimits(quota=5, quota_period="WEEK"), DEFAULT) == PlanLimits(
