@@ -108,7 +108,7 @@ def test_headers_may_be_null_and_derived_values_fit_api_gateway() -> None:
     assert stage_resource(METHOD_ARN).endswith("abc123/prod/*")
 
 
-def test_the_key_document_is_read_once_per_cache_period() -> None:
+def test_the_key_store_gets_the_key_taken_out_of_its_header() -> None:
     reads = []
 
     class Store:
