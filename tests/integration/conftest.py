@@ -76,7 +76,8 @@ def gateway() -> Iterator[LocalGateway]:
         endpoint="emd-multilingual-e5-small-local",
         engine="tei",
         families=["embeddings"],
-        features=Features(matryoshka=True),  # type: ignore[call-arg]
+        # e5-small's vectors have 384 values: more is a 400 before any call.
+        features=Features(matryoshka=True, dimensions=384),  # type: ignore[call-arg]
     )
     translator = RegistryEntry(
         id=TRANSLATOR,
