@@ -23,7 +23,8 @@ from emd_proxy.settings import Settings
 from . import config
 from .local.backend_process import BackendProcess
 from .local.gateway import point_boto3_at
-from .local.servers import bind_socket, uvicorn_config
+from .local.http_limits import ReadLimits
+from .local.servers import bind_socket, public_uvicorn_config
 
 
 def run_local(
@@ -35,6 +36,11 @@ def run_local(
 ) -> int:
     err = Console(stderr=True, soft_wrap=True)
     out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    try:
+        limits = ReadLimits.from_env()
+    except ValueError as exc:
+        err.print(f"[red]emd serve: bad read limit in the environment: {exc}[/red]")
+        return 1
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
@@ -71,7 +77,7 @@ def run_local(
     config.write_serve_state(
         {"base_url": base_url, "pid": os.getpid(), "emulator_url": stack.emulator_url}
     )
-    server = _LocalServer(uvicorn_config(app, lifespan="on"))
+    server = _LocalServer(public_uvicorn_config(app, limits, lifespan="on"))
     # Ctrl-C or SIGTERM from the banner on stops it, also in the moment before uvicorn
     # installs its own handlers (a signal then would be lost if this process started
     # with SIGINT ignored, as background jobs do, and serving would begin anyway).

@@ -15,6 +15,7 @@ from emd_proxy.auth import KeyStore
 from emd_proxy.registry import Registry, RegistryEntry
 from emd_proxy.settings import Settings
 
+from .http_limits import ReadLimits
 from .servers import BackgroundServers
 from .stack import LocalStack
 
@@ -63,6 +64,7 @@ def start_local_gateway(
     settings: Settings | None = None,
     invoke_timeout: float = 60.0,
     extra_entries: Iterable[RegistryEntry] = (),
+    limits: ReadLimits | None = None,
 ) -> LocalGateway:
     """`extra_entries` adds registry entries with no container behind them (e.g. an
     endpoint that does not exist, to test that path)."""
@@ -71,6 +73,7 @@ def start_local_gateway(
     registry = Registry([*stack.registry.entries(), *extra_entries])
     app = create_app(settings or Settings.from_env(), registry=registry, keys=KeyStore.static(keys))
     servers = BackgroundServers("emd-proxy")
-    url = servers.add(app, lifespan=True)
+    # The read limits `emd serve` puts on its socket (the defaults unless given).
+    url = servers.add(app, lifespan=True, limits=limits or ReadLimits())
     servers.start()
     return LocalGateway(f"{url}/v1", stack, registry, servers)

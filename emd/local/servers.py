@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.types import ASGIApp
 
+from .http_limits import BodyTimeout, ReadLimits, protocol_class
+
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening socket; port 0 picks a free one. Raises OSError if taken."""
@@ -44,6 +46,17 @@ def uvicorn_config(app: ASGIApp, **overrides: object) -> uvicorn.Config:
     return uvicorn.Config(app, **options)  # type: ignore[arg-type]
 
 
+def public_uvicorn_config(app: ASGIApp, limits: ReadLimits, **overrides: object) -> uvicorn.Config:
+    """The proxy's socket, which clients reach: head and body read deadlines and a head
+    size limit (http_limits.py; uvicorn's h11 protocol, which can bound the head)."""
+    return uvicorn_config(
+        BodyTimeout(app, limits.body_seconds),
+        http=protocol_class(limits),
+        h11_max_incomplete_event_size=limits.header_bytes,
+        **overrides,
+    )
+
+
 @dataclass
 class _Served:
     server: uvicorn.Server
@@ -58,13 +71,24 @@ class BackgroundServers:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def add(
-        self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, lifespan: bool = False
+        self,
+        app: ASGIApp,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        lifespan: bool = False,
+        limits: ReadLimits | None = None,
     ) -> str:
         """Binds now (so the URL is known at once); serves once `start()` runs. An app
         with `lifespan` gets its startup and shutdown (the proxy closes its upstream
-        connections there)."""
+        connections there); one with `limits` faces clients (the proxy)."""
         sock = bind_socket(host, port)
-        config = uvicorn_config(app, lifespan="on" if lifespan else "off")
+        lifespan_mode = "on" if lifespan else "off"
+        config = (
+            public_uvicorn_config(app, limits, lifespan=lifespan_mode)
+            if limits
+            else uvicorn_config(app, lifespan=lifespan_mode)
+        )
         self._served.append(_Served(uvicorn.Server(config), sock))
         bound_host, bound_port = sock.getsockname()[:2]
         return f"http://{bound_host}:{bound_port}"
