@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -135,3 +136,24 @@ def test_port_in_use_gives_one_clear_line(config_dir: Path) -> None:
     assert "already in use" in err
     assert "Traceback" not in err + out
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_key_shows_in_the_banner_only_never_in_log_lines(
+    served: tuple[subprocess.Popen, str, str],
+) -> None:
+    proc, url, key = served
+    wrong = "sk-wrong-key-never-logged-0123456789"
+    with httpx.Client(timeout=30) as http:
+        good = http.get(f"{url}/models", headers={"Authorization": f"Bearer {key}"})
+        bad = http.get(f"{url}/models", headers={"Authorization": f"Bearer {wrong}"})
+        body = {"model": "echo/local", "messages": [{"role": "user", "content": key}]}
+        chat = http.post(
+            f"{url}/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+        )
+    assert (good.status_code, bad.status_code, chat.status_code) == (200, 401, 200)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)  # what followed the banner
+    assert "emd serve: stopped" in err
+    # The rest of the banner (its curl example) is the one place the key may show.
+    logged = [line for line in (out + err).splitlines() if not line.startswith("  curl ")]
+    assert not [line for line in logged if key in line or wrong in line]
