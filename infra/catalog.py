@@ -10,6 +10,8 @@ never leak into code as `if` statements.
 from __future__ import annotations
 
 import difflib
+import json
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -90,6 +92,20 @@ TENSOR_PARALLEL_ENV: dict[Engine, str] = {
     "tgi": "SM_NUM_GPUS",
 }
 
+# vLLM fetches http(s) media URLs in content parts (image_url, video_url, audio_url)
+# itself, from inside the endpoint; the proxy never does. `--allowed-media-domains`
+# (the DLC turns this variable's JSON array into the flag) limits the fetch to those
+# exact hostnames; data: URLs (base64, what most clients send) are read whatever the
+# list. An empty array makes the DLC drop the flag, which allows every domain, so "no
+# domain" is a hostname that never resolves: `.invalid` is reserved (RFC 2606).
+MEDIA_DOMAINS_ENV = "SM_VLLM_ALLOWED_MEDIA_DOMAINS"
+NO_MEDIA_DOMAINS: tuple[str, ...] = ("invalid",)
+# vLLM follows redirects by default, which would let a listed host send the fetch to
+# any other host (or to the instance's own network).
+MEDIA_REDIRECTS_ENV = "VLLM_MEDIA_URL_ALLOW_REDIRECTS"
+# Content-part features whose parts may be URLs the engine fetches.
+_MEDIA_FEATURES = ("vision", "video", "audio")
+
 
 class CatalogModel(BaseModel):
     """One deployable model."""
@@ -136,7 +152,19 @@ class CatalogModel(BaseModel):
         tp = TENSOR_PARALLEL_ENV.get(self.engine)
         if tp and tp in self.environment:
             raise ValueError(f"{self.model}: {tp} is set per instance type, not in environment")
+        for name in (MEDIA_DOMAINS_ENV, MEDIA_REDIRECTS_ENV):
+            if name in self.environment:
+                raise ValueError(f"{self.model}: {name} is set per deployment, not in environment")
         return self
+
+    @property
+    def fetches_media(self) -> bool:
+        """Whether the engine downloads media URLs of content parts itself (vLLM with a
+        vision, video or audio feature), so its allowed domains are configured."""
+        features = self.features
+        return self.engine == "vllm" and (
+            features.vision or any(features.flag(name) for name in _MEDIA_FEATURES)
+        )
 
     def instance(self, instance_type: str | None = None) -> InstanceType:
         name = instance_type or self.default_instance_type
@@ -147,11 +175,23 @@ class CatalogModel(BaseModel):
             )
         return INSTANCE_TYPES[name]
 
-    def container_environment(self, instance: InstanceType) -> dict[str, str]:
+    def container_environment(
+        self, instance: InstanceType, media_domains: Sequence[str] | None = None
+    ) -> dict[str, str]:
+        """The container's environment on `instance`. `media_domains`: the hostnames
+        a media-fetching model may download from (None or empty: none, data: URLs only)."""
         env = dict(self.environment)
         tp = TENSOR_PARALLEL_ENV.get(self.engine)
         if tp:
             env[tp] = str(instance.gpus)
+        if self.fetches_media:
+            env[MEDIA_DOMAINS_ENV] = json.dumps(list(media_domains or NO_MEDIA_DOMAINS))
+            env[MEDIA_REDIRECTS_ENV] = "0"
+        elif media_domains:
+            raise CatalogError(
+                f"{self.model} fetches no media URLs (only vLLM models with the vision, "
+                "video or audio feature do), so it takes no media_domains"
+            )
         return env
 
 

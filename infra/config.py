@@ -1,8 +1,11 @@
 """What to deploy: the `emd:*` context (cdk.json or `-c`) read into typed objects.
 
     emd:prefix    stack name prefix (default `EMD`)
-    emd:models    [{"id", "tag"?, "instance_type"?, "min_capacity"?, "max_capacity"?}],
-                  a list in cdk.json or the same list as a JSON string with -c
+    emd:models    [{"id", "tag"?, "instance_type"?, "min_capacity"?, "max_capacity"?,
+                  "media_domains"?}], a list in cdk.json or the same list as a JSON
+                  string with -c. media_domains: the hostnames a vLLM vision model's
+                  container may download image/video URLs from (unset: none, data:
+                  URLs only)
     emd:throttle  {"rate_limit"?, "burst_limit"?}: API Gateway stage throttling
     emd:web_acl_arn  optional AWS WAFv2 web ACL (REGIONAL) to attach to the API stage
     emd:reserved_concurrency  {"<family>" | "authorizer": n}: reserved concurrency of
@@ -27,7 +30,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from emd_proxy.auth import KeyDocumentError, KeyLimits, parse_key_limits
 from emd_proxy.families import BY_NAME
@@ -40,6 +50,13 @@ DEFAULT_PREFIX = "EMD"
 DEFAULT_TAG = "dev"
 _PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+# A DNS hostname: dot-separated labels of letters, digits and inner hyphens. vLLM
+# compares a URL's hostname to each entry exactly, so no wildcards, schemes or ports.
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+# SageMaker's limit on one container environment value (the domains' JSON array).
+_ENV_VALUE_MAX = 1024
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -58,6 +75,31 @@ class ModelChoice(BaseModel):
     # Real-time endpoints cannot scale to zero, so at least one instance runs.
     min_capacity: int = Field(default=1, ge=1, le=100)
     max_capacity: int | None = Field(default=None, ge=1, le=100)
+    # Hostnames the container may download media URLs from (vLLM vision models only).
+    media_domains: tuple[str, ...] | None = None
+
+    @field_validator("media_domains", mode="before")
+    @classmethod
+    def _check_media_domains(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
+            raise ValueError(
+                f'must be a list of hostnames like ["images.example.com"], not {value!r}'
+            )
+        bad = [d for d in value if not _HOSTNAME.fullmatch(d)]
+        if bad:
+            raise ValueError(
+                f"{bad} are not hostnames: list each host exactly as it appears in image "
+                'URLs, lowercase, e.g. ["images.example.com"] (vLLM matches whole '
+                "hostnames, so no scheme, port, path or wildcard)"
+            )
+        if len(json.dumps(value)) > _ENV_VALUE_MAX:
+            raise ValueError(
+                f"longer than SageMaker's {_ENV_VALUE_MAX}-character limit for one "
+                "environment value as a JSON array; list fewer hosts"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> ModelChoice:
@@ -295,6 +337,12 @@ def _models(prefix: str, raw: Any) -> tuple[ModelDeployment, ...]:
             instance = catalog.instance(choice.instance_type)
         except CatalogError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
+        if choice.media_domains is not None and not catalog.fetches_media:
+            raise ConfigError(
+                f"{where}: media_domains apply only to models whose container downloads "
+                f"media URLs (vLLM models with the vision, video or audio feature); "
+                f"{catalog.model} ({catalog.engine}) has none"
+            )
         deployments.append(ModelDeployment(prefix, choice, catalog, instance))
     _check_unique(deployments)
     return tuple(deployments)

@@ -19,6 +19,8 @@ container's logs are what explains a failed health check on a first start.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_iam as iam
@@ -51,6 +53,7 @@ class ModelEndpoint(Construct):
         endpoint_name: str,
         min_capacity: int,
         max_capacity: int,
+        media_domains: Sequence[str] | None = None,
     ) -> None:
         super().__init__(scope, id_)
         self.endpoint_name = endpoint_name
@@ -84,9 +87,13 @@ class ModelEndpoint(Construct):
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=image_uri,
                 mode="SingleModel",
-                environment=model.container_environment(instance),
+                environment=model.container_environment(instance, media_domains),
             ),
-            # The container downloads the weights from the Hugging Face Hub at start.
+            # Not isolated: the container downloads the weights from the Hugging Face
+            # Hub at start (SM_VLLM_MODEL / HF_MODEL_ID name a Hub repository), which an
+            # isolated container cannot reach. What a vision model's container may fetch
+            # for requests is limited by its allowed media domains instead
+            # (catalog.MEDIA_DOMAINS_ENV).
             enable_network_isolation=False,
         )
         # CreateModel checks that the role can pull the image: the policy must exist first.

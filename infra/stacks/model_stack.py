@@ -31,6 +31,7 @@ class ModelStack(cdk.Stack):
                 endpoint_name=deployment.endpoint_name,
                 min_capacity=deployment.min_capacity,
                 max_capacity=deployment.max_capacity,
+                media_domains=deployment.choice.media_domains,
             )
         except CatalogError as exc:
             raise ConfigError(f"{deployment.public_id} in {self.region}: {exc}") from exc
