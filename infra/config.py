@@ -83,7 +83,7 @@ class ModelChoice(BaseModel):
     def _check_media_domains(cls, value: Any) -> Any:
         if value is None:
             return None
-        if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
+        if not isinstance(value, list | tuple) or not all(isinstance(d, str) for d in value):
             raise ValueError(
                 f'must be a list of hostnames like ["images.example.com"], not {value!r}'
             )
@@ -94,7 +94,7 @@ class ModelChoice(BaseModel):
                 'URLs, lowercase, e.g. ["images.example.com"] (vLLM matches whole '
                 "hostnames, so no scheme, port, path or wildcard)"
             )
-        if len(json.dumps(value)) > _ENV_VALUE_MAX:
+        if len(json.dumps(list(value))) > _ENV_VALUE_MAX:
             raise ValueError(
                 f"longer than SageMaker's {_ENV_VALUE_MAX}-character limit for one "
                 "environment value as a JSON array; list fewer hosts"
