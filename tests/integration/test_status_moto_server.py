@@ -204,8 +204,8 @@ def test_keys_round_trip_against_a_moto_server(env) -> None:
 
     listed = json.loads(emd(env, "keys", "list", "--json").stdout)
     assert listed == [
-        {"name": "ci", "models": ["bge-m3/dev"], "key": f"sk-e…{key[-3:]}"},
-        {"name": "default", "models": None, "key": "sk-e…Xy9"},
+        {"name": "ci", "models": ["bge-m3/dev"], "limits": None, "key": f"sk-e…{key[-3:]}"},
+        {"name": "default", "models": None, "limits": None, "key": "sk-e…Xy9"},
     ]
     rotated = emd(env, "keys", "rotate", "ci").stdout.strip()
     assert stored()["ci"] == {"key": rotated, "models": ["bge-m3/dev"]}
