@@ -199,6 +199,17 @@ def test_a_cut_json_lines_stream_ends_in_a_broken_body(
     assert http.post("/invocations", json={"model": RAW, "input": {"messages": HI}}).is_success
 
 
+def test_a_raw_stream_that_fails_at_once_keeps_its_status(
+    gateway: LocalGateway, http: httpx.Client
+) -> None:
+    """A failure before the first part is answered with its own status and error body,
+    not a 200 that is then cut."""
+    gateway.stack.fault(endpoint_of(gateway, LMI), "stream_error", after=0)
+    response = http.post("/invocations", json=raw_stream(LMI))
+    assert response.status_code == 502
+    assert response.json()["error"]["type"] == "upstream_error"
+
+
 def test_an_uncut_json_lines_stream_ends_cleanly(http: httpx.Client) -> None:
     with http.stream("POST", "/invocations", json=raw_stream(LMI)) as response:
         text = response.read().decode()

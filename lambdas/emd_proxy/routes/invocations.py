@@ -15,7 +15,7 @@ from ..sagemaker_client import UpstreamCall
 from ..schemas.invocations import InvocationsRequest
 from ..shapes.raw import RawEvents
 from ..state import principal, services
-from ..streaming import sse_response
+from ..streaming import sse_response, started
 
 router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
@@ -54,4 +54,6 @@ async def invoke(body: InvocationsRequest, request: Request) -> Response:
         answer = await svc.invoke(entry.endpoint, call)
         return Response(answer.body, media_type=answer.content_type)
     upstream, parts = await svc.open_stream(entry.endpoint, call)
-    return sse_response(parts, RawEvents(upstream.content_type))
+    # The first part is read before the response starts, so a stream that fails at
+    # once keeps its real status (a cut after a 200 is all a client could see later).
+    return sse_response(await started(parts), RawEvents(upstream.content_type))
