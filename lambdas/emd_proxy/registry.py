@@ -74,6 +74,14 @@ class RegistryEntry(BaseModel):
     # finishes well inside SageMaker's 60 s InvokeEndpoint limit is one plain invoke;
     # without it (or without max_tokens) it streams from the engine and is folded.
     decode_tokens_per_second: float | None = Field(default=None, gt=0)
+    # Scale to zero (`scale_to_zero` in the model's context): the model is this
+    # inference component on `endpoint`, which every invoke must name; while it is at
+    # zero copies SageMaker refuses invokes and the proxy wakes it (wake.py).
+    inference_component: str | None = None
+    # How long a wake from zero copies usually takes, in seconds (the catalog's
+    # estimate): the Retry-After of a request that cannot wait, until this process has
+    # measured wakes of its own.
+    wake_seconds: float | None = Field(default=None, gt=0)
     created: int = 0
     # Free-form facts shown in /v1/models (e.g. how a local model ranks documents).
     metadata: dict[str, Any] = Field(default_factory=dict)
