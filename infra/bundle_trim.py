@@ -2,7 +2,8 @@
 Lambda never loads, which cost it start-up time and package size.
 
 - botocore's data for the 400-odd services but the few the proxy's client can touch
-  (the SageMaker runtime, Secrets Manager, and the services botocore's credential chain may call):
+  (the SageMaker runtime and control plane, Secrets Manager, and the services
+  botocore's credential chain may call):
   loading a service model first lists every service directory (about 11 ms of each
   cold start), and the data is 27 of the bundle's 63 MB. `endpoints.json` (1.2 MB,
   parsed by every client's creation: about 15 ms) keeps every partition and region
@@ -33,12 +34,14 @@ import json
 import shutil
 from pathlib import Path
 
-# The SageMaker runtime client's own model, Secrets Manager (every Lambda reads its API
-# keys from there), API Gateway (the key-sync Lambda manages API keys and usage plans:
+# The SageMaker runtime client's own model, the SageMaker control plane (the proxy wakes
+# a scale-to-zero model's inference component with UpdateInferenceComponentRuntimeConfig
+# and polls DescribeInferenceComponent: emd_proxy's wake), Secrets Manager (every Lambda
+# reads its API keys from there), API Gateway (the key-sync Lambda manages API keys and usage plans:
 # emd_proxy/usage_sync.py), and the services of botocore's credential providers (web
 # identity and role assumption call STS; SSO profiles call SSO).
 BOTOCORE_SERVICES = frozenset(
-    {"sagemaker-runtime", "secretsmanager", "apigateway", "sts", "sso", "sso-oidc"}
+    {"sagemaker-runtime", "sagemaker", "secretsmanager", "apigateway", "sts", "sso", "sso-oidc"}
 )
 LEFT_OUT_PACKAGES = ("pydantic/v1",)
 

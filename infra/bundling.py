@@ -46,8 +46,9 @@ REGISTRY_FILE = "emd_registry.json"
 # Paths never copied into a bundle (nor hashed): caches of local runs.
 EXCLUDE = ["**/__pycache__", "**/*.pyc", ".pytest_cache"]
 # Bumped when build_bundle changes what it writes, so old bundles are not reused.
-# 3-7: trimmed (bundle_trim.py; 5: secretsmanager, 6: deferred work, 7: apigateway).
-_BUNDLE_FORMAT = "7"
+# 3-8: trimmed (bundle_trim.py; 5: secretsmanager, 6: deferred work, 7: apigateway,
+# 8: the sagemaker control plane).
+_BUNDLE_FORMAT = "8"
 
 
 @dataclass(frozen=True)

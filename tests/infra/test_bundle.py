@@ -559,6 +559,66 @@ def test_trimmed_bundle_reads_the_key_secret(builds: Builds) -> None:
     assert json.loads(read.stdout) == ["default"]
 
 
+_WAKE_COMPONENT = """
+import json, botocore.session
+from botocore.awsrequest import AWSResponse
+
+class Raw:
+    def __init__(self, body):
+        self.body = body
+    def stream(self, **kwargs):
+        yield self.body
+
+sent = {}
+def answer(request, **kwargs):
+    sent.update(url=request.url, target=request.headers["X-Amz-Target"].decode(),
+                body=json.loads(request.body))
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:inference-component/emd-qwen3-8b-dev"
+    body = json.dumps({"InferenceComponentArn": arn}).encode()
+    return AWSResponse(request.url, 200, {}, Raw(body))
+
+client = botocore.session.get_session().create_client(
+    "sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+)
+client.meta.events.register("before-send.sagemaker.UpdateInferenceComponentRuntimeConfig", answer)
+out = client.update_inference_component_runtime_config(
+    InferenceComponentName="emd-qwen3-8b-dev", DesiredRuntimeConfig={"CopyCount": 1}
+)
+print(json.dumps({"sent": sent, "arn": out["InferenceComponentArn"],
+                  "describe": sorted(client.meta.service_model.operation_model(
+                      "DescribeInferenceComponent").output_shape.members)}))
+"""
+
+
+def test_trimmed_bundle_can_wake_an_inference_component(builds: Builds) -> None:
+    """The proxy wakes a scale-to-zero model with the bundle's own botocore: the trimmed
+    data must keep the SageMaker control plane's model and endpoint rules, so the client
+    is created and UpdateInferenceComponentRuntimeConfig serialized as SageMaker's JSON
+    protocol (the request is answered in process, before it would be sent)."""
+    bundle = builds.host.result()
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    env = {"PYTHONPATH": str(bundle), "HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}
+    run = subprocess.run(
+        [base_python, "-S", "-c", _WAKE_COMPONENT],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,  # the assert shows stderr
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["sent"] == {
+        "url": "https://api.sagemaker.us-east-1.amazonaws.com/",
+        "target": "SageMaker.UpdateInferenceComponentRuntimeConfig",
+        "body": {
+            "InferenceComponentName": "emd-qwen3-8b-dev",
+            "DesiredRuntimeConfig": {"CopyCount": 1},
+        },
+    }
+    assert result["arn"].endswith(":inference-component/emd-qwen3-8b-dev")
+    assert {"InferenceComponentStatus", "RuntimeConfig"} <= set(result["describe"])
+
+
 _AUTHORIZE_AND_SYNC = """
 import json, sys
 from emd_proxy import authorizer, usage_sync
