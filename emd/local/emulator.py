@@ -30,6 +30,7 @@ from typing import Any
 
 import aiohttp
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -37,13 +38,13 @@ from starlette.routing import Route
 from emd_proxy.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, until_disconnected
 
 from . import eventstream
+from .components import ACCOUNT, NO_CAPACITY, REGION, VARIANT, Components, Lease
 from .faults import Fault, FaultBook
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-VARIANT = "AllTraffic"
+__all__ = ["ACCOUNT", "REGION", "VARIANT", "Emulator"]
 # Headers of the invoke calls that reach the container (SageMaker forwards these).
 _FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes")
+_COMPONENT_HEADER = "x-amzn-sagemaker-inference-component"
 _CONNECT_TIMEOUT = 5.0
 _STREAM_FAILED = "Model stream failed"
 _STREAM_TIMED_OUT = "The model did not send the rest of its response in time."
@@ -63,6 +64,9 @@ class EmulatorStats:
     # whose caller closed the connection first (the call was cancelled then).
     calls_in_flight: int = 0
     calls_abandoned: int = 0
+    # Invokes refused because their inference component had no copy (SageMaker's
+    # NoCapacityInvocationFailures metric).
+    no_capacity_failures: int = 0
     by_endpoint: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -73,8 +77,16 @@ class EmulatorStats:
 class Emulator:
     """State of one emulator: endpoint name -> container base URL, faults, stats."""
 
-    def __init__(self, endpoints: dict[str, str], invoke_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        endpoints: dict[str, str],
+        invoke_timeout: float = 60.0,
+        components: Components | None = None,
+    ) -> None:
         self.endpoints = dict(endpoints)
+        # With scale to zero, the endpoints' inference components: every invoke names
+        # one, and one with no copy refuses it.
+        self.components = components
         self.invoke_timeout = invoke_timeout
         self.faults = FaultBook()
         self.stats = EmulatorStats()
@@ -146,9 +158,19 @@ class Emulator:
     async def _invoke(self, request: Request) -> Response:
         name = request.path_params["name"]
         self._count(name)
-        container = self.endpoints.get(name)
-        if container is None:
+        if name not in self.endpoints:
             return endpoint_not_found(name)
+        lease = self._lease(request, name)
+        if isinstance(lease, Response):
+            return lease
+        try:
+            return await self._invoke_copy(request, name)
+        finally:
+            if lease is not None:
+                lease.release()
+
+    async def _invoke_copy(self, request: Request, name: str) -> Response:
+        container = self.endpoints[name]
         fault = self.faults.take(name, streaming=False)
         early = await self._apply_start_fault(fault, name)
         if early is not None:
@@ -185,9 +207,29 @@ class Emulator:
     async def _invoke_stream(self, request: Request) -> Response:
         name = request.path_params["name"]
         self._count(name)
-        container = self.endpoints.get(name)
-        if container is None:
+        if name not in self.endpoints:
             return endpoint_not_found(name)
+        lease = self._lease(request, name)
+        if isinstance(lease, Response):
+            return lease
+        try:
+            response = await self._invoke_stream_copy(request, name, lease)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
+        if lease is not None:
+            if isinstance(response, StreamingResponse):
+                # The stream releases it when it ends; this covers a stream never read.
+                response.background = BackgroundTask(lease.release)
+            else:
+                lease.release()
+        return response
+
+    async def _invoke_stream_copy(
+        self, request: Request, name: str, lease: Lease | None
+    ) -> Response:
+        container = self.endpoints[name]
         fault = self.faults.take(name, streaming=True)
         early = await self._apply_start_fault(fault, name)
         if early is not None:
@@ -220,7 +262,7 @@ class Emulator:
             ),
             "x-Amzn-Invoked-Production-Variant": VARIANT,
         }
-        frames = self._event_stream(upstream, fault)
+        frames = self._event_stream(upstream, fault, lease)
         if _written_whole(upstream, fault):
             # One part (or the error its read ended with), and no stream to keep open.
             body = b"".join([frame async for frame in frames])
@@ -228,7 +270,7 @@ class Emulator:
         return StreamingResponse(frames, media_type=eventstream.MEDIA_TYPE, headers=headers)
 
     async def _event_stream(
-        self, upstream: aiohttp.ClientResponse, fault: Fault | None
+        self, upstream: aiohttp.ClientResponse, fault: Fault | None, lease: Lease | None = None
     ) -> AsyncIterator[bytes]:
         self.stats.streams_opened += 1
         finished = False
@@ -249,6 +291,8 @@ class Emulator:
         finally:
             # Closing drops the connection: a container still generating stops at once.
             upstream.close()
+            if lease is not None:
+                lease.release()
             if finished:
                 self.stats.streams_finished += 1
             else:
@@ -274,6 +318,45 @@ class Emulator:
         if fault.kind == "stream_error":
             # The container finished before `after` parts: fail at the end instead.
             yield _stream_error(fault)
+
+    # --- inference components -------------------------------------------------------
+    def _lease(self, request: Request, endpoint: str) -> Lease | Response | None:
+        """None when the endpoint has no inference components; else a hold on a copy
+        of the one the call names, or SageMaker's refusal."""
+        if self.components is None:
+            return None
+        names = self.components.on_endpoint(endpoint)
+        if not names:
+            return None
+        component = request.headers.get(_COMPONENT_HEADER)
+        if not component:
+            return aws_error(
+                "ValidationError",
+                400,
+                {
+                    "ErrorCode": "INFERENCE_COMPONENT_NAME_MISSING",
+                    "Message": (
+                        "Inference Component Name header is required for endpoints to which "
+                        "you plan to deploy inference components. Please include Inference "
+                        "Component Name header or consider using SageMaker models."
+                    ),
+                },
+            )
+        if component not in names:
+            # SageMaker's wording for this one was not found; shaped as its others.
+            return aws_error(
+                "ValidationError",
+                400,
+                {
+                    "Message": f"Inference Component {component} of endpoint {endpoint} "
+                    f"of account {ACCOUNT} not found."
+                },
+            )
+        lease = self.components.acquire(component)
+        if lease is None:
+            self.stats.no_capacity_failures += 1
+            return aws_error("ValidationError", 400, {"Message": NO_CAPACITY})
+        return lease
 
     # --- faults that answer before the container is called -------------------------
     async def _apply_start_fault(self, fault: Fault | None, name: str) -> Response | None:
@@ -331,6 +414,7 @@ class Emulator:
                 "streams_open": stats.streams_open,
                 "calls_in_flight": stats.calls_in_flight,
                 "calls_abandoned": stats.calls_abandoned,
+                "no_capacity_failures": stats.no_capacity_failures,
                 "by_endpoint": stats.by_endpoint,
             }
         )

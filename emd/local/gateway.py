@@ -28,19 +28,23 @@ LOCAL_AWS_ENV = {
 }
 
 
-def point_boto3_at(emulator_url: str) -> None:
+def point_boto3_at(emulator_url: str, control_url: str = "") -> None:
     """Local mode only: the emulator accepts any signature, so never sign with (or go
-    looking for) the user's real AWS credentials."""
+    looking for) the user's real AWS credentials. `control_url`: the local SageMaker
+    control plane of scale to zero (boto3's `sagemaker` client), when it runs."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         os.environ.pop(name, None)
     os.environ.update(LOCAL_AWS_ENV)
     os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = emulator_url
-    # The emulator is on this machine: never through a HTTP(S)_PROXY set for the web.
-    host = urlsplit(emulator_url).hostname or ""
+    if control_url:
+        os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] = control_url
+    # Both are on this machine: never through a HTTP(S)_PROXY set for the web.
+    hosts = {urlsplit(url).hostname or "" for url in (emulator_url, control_url) if url}
     for name in ("NO_PROXY", "no_proxy"):
         kept = [h for h in os.environ.get(name, "").split(",") if h.strip()]
-        if host not in kept:
-            os.environ[name] = ",".join([*kept, host])
+        missing = sorted(h for h in hosts if h not in kept)
+        if missing:
+            os.environ[name] = ",".join([*kept, *missing])
     # Nothing collects CloudWatch's embedded metric lines locally.
     os.environ.setdefault("EMD_USAGE_METRICS", "0")
 
@@ -65,11 +69,20 @@ def start_local_gateway(
     invoke_timeout: float = 60.0,
     extra_entries: Iterable[RegistryEntry] = (),
     limits: ReadLimits | None = None,
+    scale_to_zero_after: float | None = None,
+    simulated_load_seconds: float = 2.0,
 ) -> LocalGateway:
     """`extra_entries` adds registry entries with no container behind them (e.g. an
-    endpoint that does not exist, to test that path)."""
-    stack = LocalStack(model_ids, invoke_timeout=invoke_timeout).start()
-    point_boto3_at(stack.emulator_url)
+    endpoint that does not exist, to test that path). `scale_to_zero_after` makes each
+    model an inference component that unloads after that long idle (`stack.control_url`
+    wakes it; `simulated_load_seconds` is echo's load time)."""
+    stack = LocalStack(
+        model_ids,
+        invoke_timeout=invoke_timeout,
+        scale_to_zero_after=scale_to_zero_after,
+        simulated_load_seconds=simulated_load_seconds,
+    ).start()
+    point_boto3_at(stack.emulator_url, stack.control_url)
     registry = Registry([*stack.registry.entries(), *extra_entries])
     app = create_app(settings or Settings.from_env(), registry=registry, keys=KeyStore.static(keys))
     servers = BackgroundServers("emd-proxy")

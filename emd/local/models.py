@@ -33,17 +33,33 @@ class LocalModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     # As the catalog's (infra/catalog.py): how the proxy picks a plain invoke.
     decode_tokens_per_second: float | None = None
+    # No weights to load (echo and the engine fakes): scale to zero simulates a load.
+    simulated_load: bool = False
 
     @property
     def id(self) -> str:
         return f"{self.model}/{LOCAL_TAG}"
 
-    def entry(self, created: int) -> RegistryEntry:
+    @property
+    def endpoint_name(self) -> str:
+        return endpoint_name(self.model, LOCAL_TAG)
+
+    def entry(
+        self,
+        created: int,
+        *,
+        inference_component: str | None = None,
+        wake_seconds: float | None = None,
+    ) -> RegistryEntry:
+        """With scale to zero, the model is the inference component named as its
+        endpoint (`inference_component`), which wakes in about `wake_seconds`."""
         return RegistryEntry(
             id=self.id,
             model=self.model,
             tag=LOCAL_TAG,
-            endpoint=endpoint_name(self.model, LOCAL_TAG),
+            endpoint=self.endpoint_name,
+            inference_component=inference_component,
+            wake_seconds=wake_seconds if wake_seconds and wake_seconds > 0 else None,
             engine=self.engine,
             families=list(self.families),
             features=self.features,
@@ -154,6 +170,7 @@ LOCAL_MODELS: dict[str, LocalModel] = {
             features=Features(tools=True, vision=True, reasoning=True),
             decode_tokens_per_second=ECHO_TOKENS_PER_SECOND,
             metadata={"local": "deterministic: streams the last user message back"},
+            simulated_load=True,
         ),
         # Wire-faithful fakes of the engines that cannot run here, driven by the echo
         # model: the proxy's TGI and LMI adapters are tested against them.
@@ -165,6 +182,7 @@ LOCAL_MODELS: dict[str, LocalModel] = {
             features=Features(tools=True, vision=True),
             decode_tokens_per_second=ECHO_TOKENS_PER_SECOND,
             metadata={"local": "deterministic fake of TGI >= 3.2 (Messages API on /invocations)"},
+            simulated_load=True,
         ),
         LocalModel(
             "echo-tgi-legacy",
@@ -177,6 +195,7 @@ LOCAL_MODELS: dict[str, LocalModel] = {
                 "local": "deterministic fake of TGI 2.4-3.1 (tool calls before 3.2.0: "
                 "object arguments, one streamed tool_calls object)"
             },
+            simulated_load=True,
         ),
         LocalModel(
             "echo-lmi",
@@ -189,6 +208,7 @@ LOCAL_MODELS: dict[str, LocalModel] = {
                 "local": "deterministic fake of DJL LMI >= 17 async mode with vLLM "
                 "(application/jsonlines stream, no [DONE])"
             },
+            simulated_load=True,
         ),
     ]
 }

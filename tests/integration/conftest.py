@@ -49,6 +49,11 @@ E5_MATRYOSHKA = "e5-matryoshka/local"
 # SageMaker's InvokeEndpoint limit is 60 s; the slow-container test scales it down
 # with `short_invoke_limit`.
 INVOKE_TIMEOUT = 30.0
+# Scale to zero (`s2z_gateway`): echo's inference component, its idle time before it
+# unloads by itself and its simulated load time (a wake's duration).
+ECHO_COMPONENT = "emd-echo-local"
+S2Z_IDLE_SECONDS = 3.0
+S2Z_LOAD_SECONDS = 0.2
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +101,59 @@ def gateway() -> Iterator[LocalGateway]:
         invoke_timeout=INVOKE_TIMEOUT,
         extra_entries=[ghost, raw, matryoshka, translator],
     )
+    yield gw
+    gw.stop()
+
+
+def start_s2z_gateway(
+    settings: Settings | None = None,
+    *,
+    idle_seconds: float = S2Z_IDLE_SECONDS,
+    load_seconds: float = S2Z_LOAD_SECONDS,
+) -> LocalGateway:
+    """A gateway over a scale-to-zero stack of echo/local alone (see `s2z_gateway`);
+    for a module that needs other proxy settings in a fixture of its own."""
+    return start_local_gateway(
+        [ECHO],
+        keys=KEYS,
+        settings=settings or Settings(upstream_max_attempts=1),
+        scale_to_zero_after=idle_seconds,
+        simulated_load_seconds=load_seconds,
+    )
+
+
+@pytest.fixture(scope="module")
+def s2z_gateway() -> Iterator[LocalGateway]:
+    """echo/local as an inference component (`ECHO_COMPONENT`) with scale to zero:
+    unloaded after `S2Z_IDLE_SECONDS` with no call, woken in `S2Z_LOAD_SECONDS`.
+
+    The proxy's boto3 clients point at the stack's emulator
+    (AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME) and at its control plane
+    (AWS_ENDPOINT_URL_SAGEMAKER = `s2z_gateway.stack.control_url`), set in os.environ
+    before the app is created: create the proxy's `sagemaker` client in create_app,
+    not on first use (a later fixture may point the variables elsewhere). The registry
+    entry of echo/local has `inference_component` = ECHO_COMPONENT and `wake_seconds`.
+
+        s2z_gateway.base_url                     # .../v1, key KEY
+        s2z_gateway.stack.scale_to_zero(ECHO_COMPONENT)   # to zero now, no waiting
+        components = s2z_gateway.stack.components
+        components.snapshot()                    # rows of GET /_emulator/components
+        components.get(ECHO_COMPONENT).status    # InService | Updating | Failed
+        components.simulated_load_seconds = 2.0 # a slower wake (e.g. for a 503 test)
+        components.idle_after = 60.0             # keep it up during a long test
+        # Over HTTP, as the proxy and `emd status` see it:
+        #   POST {control_url}/ (SageMaker JSON protocol) DescribeInferenceComponent,
+        #     UpdateInferenceComponentRuntimeConfig, DescribeEndpoint
+        #   GET  {control_url}/_emulator/components
+        #   POST {control_url}/_emulator/components/emd-echo-local/unload
+        #   GET  {emulator_url}/_emulator/stats  -> "no_capacity_failures"
+
+    At zero copies both invoke operations answer 400 ValidationError "Inference
+    Component has no capacity ..." until an UpdateInferenceComponentRuntimeConfig to 1
+    copy has loaded it (status Updating meanwhile, then InService 1/1). Tests that
+    change `simulated_load_seconds` or `idle_after` set them back (or use
+    `start_s2z_gateway` for a module fixture of their own)."""
+    gw = start_s2z_gateway()
     yield gw
     gw.stop()
 
