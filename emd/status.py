@@ -1,7 +1,8 @@
 """`emd status`: what is deployed under a prefix and whether it is ready.
 
 Reads the API stack's and the model stacks' outputs (DESIGN.md "AWS shape"), the
-secret's `default` key, and each endpoint's live state from DescribeEndpoint."""
+secret's `default` key, and each endpoint's live state from DescribeEndpoint; for
+scale-to-zero models also their inference component and last wake (status_scale.py)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ from .aws import (
 )
 from .errors import CliError
 from .keys import default_key, mask
+from .status_scale import (
+    SCALE_JSON_FIELDS,
+    describe_component,
+    full_scale_instances,
+    last_wake_seconds,
+)
 
 MISSING = "Missing"  # not a SageMaker status: DescribeEndpoint found no such endpoint
 SETTLED_ENDPOINT = ("InService", "Failed")
@@ -43,6 +50,7 @@ JSON_FIELDS = (
     "stack_status",
     "created",
     "hourly_usd",
+    *SCALE_JSON_FIELDS,
 )
 
 
@@ -64,6 +72,18 @@ class ModelStatus:
     # On-demand USD per hour of the running instances (infra/prices.py); None when the
     # price or the count is unknown, 0 when the endpoint does not exist.
     hourly_usd: float | None = None
+    # Scale to zero (status_scale.py); None on models without an inference component,
+    # except the costs, which every model has: now (as hourly_usd) and at full scale.
+    inference_component: str | None = None
+    copy_count: int | None = None
+    desired_copy_count: int | None = None
+    scale_state: str | None = None
+    last_wake_seconds: float | None = None
+    hourly_cost_now: float | None = None
+    hourly_cost_full: float | None = None
+    max_instance_count: int | None = None  # the variant's ManagedInstanceScaling maximum
+    component_status: str | None = None  # InferenceComponentStatus
+    component_failure: str | None = None
 
 
 @dataclass
@@ -92,7 +112,7 @@ class StatusReport:
     @property
     def total_daily_usd(self) -> float | None:
         """What the endpoints cost per day as they run now; None if any price is unknown."""
-        hourly = [m.hourly_usd for m in self.models]
+        hourly = self._endpoint_hourly()
         if any(h is None for h in hourly):
             return None
         return round(sum(h for h in hourly if h is not None) * HOURS_PER_DAY, 2)
@@ -100,7 +120,14 @@ class StatusReport:
     @property
     def known_daily_usd(self) -> float:
         """The part of the daily cost whose prices are known."""
-        return round(sum(m.hourly_usd or 0.0 for m in self.models) * HOURS_PER_DAY, 2)
+        return round(sum(h or 0.0 for h in self._endpoint_hourly()) * HOURS_PER_DAY, 2)
+
+    def _endpoint_hourly(self) -> list[float | None]:
+        # Components sharing an endpoint each show its cost; it is paid once.
+        by_endpoint: dict[str, float | None] = {}
+        for m in self.models:
+            by_endpoint.setdefault(m.endpoint_name, m.hourly_usd)
+        return list(by_endpoint.values())
 
     @property
     def settled(self) -> bool:
@@ -143,6 +170,10 @@ def collect(aws: Aws, prefix: str) -> StatusReport:
         model = model_status(aws, stack, prefix)
         report.models.append(model)
         report.problems.extend(_model_problems(aws, stack, model))
+        report.warnings.extend(_read_component(aws, model))
+        report.problems.extend(_component_problems(model))
+        _set_costs(model, aws.region)
+    _read_wakes(aws, report)
     return report
 
 
@@ -155,6 +186,53 @@ def model_status(aws: Aws, stack: Stack, prefix: str) -> ModelStatus:
     return model
 
 
+def _read_component(aws: Aws, model: ModelStatus) -> list[str]:
+    """Copy counts and scale state of a scale-to-zero model; notes where unreadable.
+    A missing endpoint has no component to ask about."""
+    if model.inference_component is None or model.endpoint_status == MISSING:
+        return []
+    component, note = describe_component(aws, model.inference_component)
+    if component is None:
+        return [f"{model.id or model.stack_name}: {note}"]
+    model.copy_count = component.copy_count
+    model.desired_copy_count = component.desired_copy_count
+    model.scale_state = component.state
+    model.component_status = component.status
+    model.component_failure = component.failure_reason
+    return []
+
+
+def _component_problems(model: ModelStatus) -> list[str]:
+    if model.component_status != "Failed":
+        return []
+    reason = model.component_failure or "no reason given"
+    label = model.id or model.stack_name
+    return [f"{label}: inference component {model.inference_component} failed: {reason}"]
+
+
+def _set_costs(model: ModelStatus, region: str) -> None:
+    """Cost now is what runs (hourly_usd); at full scale, a scale-to-zero model's
+    endpoint at its instance maximum, any other endpoint at the count it is heading
+    for."""
+    model.hourly_cost_now = model.hourly_usd
+    if model.inference_component is not None:
+        full = full_scale_instances(
+            model.max_instance_count, model.desired_copy_count, model.instance_count
+        )
+    else:
+        full = max(model.instance_count or 0, model.desired_count or 0) or None
+    model.hourly_cost_full = cost(model.instance_type, full, region) if full else None
+
+
+def _read_wakes(aws: Aws, report: StatusReport) -> None:
+    ids = [m.id for m in report.models if m.inference_component and m.id]
+    wakes, notes = last_wake_seconds(aws, ids)
+    report.warnings.extend(notes)
+    for model in report.models:
+        if model.inference_component and model.id:
+            model.last_wake_seconds = wakes.get(model.id)
+
+
 def _model_status(aws: Aws, stack: Stack, prefix: str) -> ModelStatus:
     out = stack.outputs
     endpoint = out.get("EndpointName") or _endpoint_from_stack(stack.name, prefix)
@@ -162,6 +240,7 @@ def _model_status(aws: Aws, stack: Stack, prefix: str) -> ModelStatus:
     variants = live.get("ProductionVariants") or []
     current = [v["CurrentInstanceCount"] for v in variants if "CurrentInstanceCount" in v]
     desired = [v["DesiredInstanceCount"] for v in variants if "DesiredInstanceCount" in v]
+    maxima = [(v.get("ManagedInstanceScaling") or {}).get("MaxInstanceCount") for v in variants]
     created = live.get("CreationTime")
     return ModelStatus(
         id=out.get("ModelId"),
@@ -177,6 +256,8 @@ def _model_status(aws: Aws, stack: Stack, prefix: str) -> ModelStatus:
         created=_iso(created) if isinstance(created, datetime) else None,
         desired_count=sum(desired) if desired else None,
         stack_in_progress=stack.in_progress,
+        inference_component=out.get("InferenceComponentName") or None,
+        max_instance_count=sum(m for m in maxima if m) or None,
     )
 
 

@@ -14,8 +14,14 @@ from infra.prices import PRICES_AS_OF, usd
 
 from .keys import mask
 from .status import MISSING, ModelStatus, StatusReport
+from .status_scale import IN_SERVICE, SCALED_TO_ZERO, WAKING
 
 _STATUS_STYLE = {"InService": "green", "Failed": "red", MISSING: "red"}
+_SCALE_LABEL = {
+    SCALED_TO_ZERO: ("scaled to zero", "dim"),
+    WAKING: ("waking", "bold yellow"),
+    IN_SERVICE: ("in service", "green"),
+}
 
 
 def stdout_console() -> Console:
@@ -57,23 +63,79 @@ def cost_line(report: StatusReport) -> Text:
 
 
 def model_table(models: list[ModelStatus]) -> Table:
+    # The scale column only where some model can scale to zero, so the usual table
+    # stays as narrow as before.
+    scaling = any(m.inference_component for m in models)
+    columns = ["model", "families", "engine", "instance", "endpoint"]
+    columns += ["scale"] if scaling else []
     table = Table(title="Models", title_justify="left")
-    for column in ("model", "families", "engine", "instance", "endpoint", "stack", "created"):
+    for column in (*columns, "stack", "created"):
         table.add_column(column)
     table.add_column("$/hour", justify="right")
     for m in models:
         # Text cells: values from AWS are never read as rich markup.
-        table.add_row(
+        cells = [
             Text(m.id) if m.id else Text(m.stack_name, style="dim"),
             Text(", ".join(m.families) or "-"),
             Text(m.engine or "-"),
             Text(_instance(m)),
             Text(m.endpoint_status, style=_STATUS_STYLE.get(m.endpoint_status, "yellow")),
+        ]
+        if scaling:
+            cells.append(
+                scale_cell(
+                    m.inference_component,
+                    m.scale_state,
+                    m.copy_count,
+                    m.desired_copy_count,
+                    m.last_wake_seconds,
+                )
+            )
+        cells += [
             Text(m.stack_status),
             Text(m.created.replace("T", " ").replace("Z", " UTC") if m.created else "-"),
-            Text(usd(m.hourly_usd)),
-        )
+            Text(
+                cost_cell(m.inference_component, m.hourly_cost_now, m.hourly_cost_full)
+                if m.inference_component
+                else usd(m.hourly_usd)
+            ),
+        ]
+        table.add_row(*cells)
     return table
+
+
+def scale_cell(
+    component: str | None,
+    state: str | None,
+    copies: int | None,
+    desired: int | None,
+    last_wake: float | None,
+) -> Text:
+    """`scaled to zero 0/0 copies, last wake 4m 06s`; "-" for a model that cannot
+    scale to zero (shared with `emd status --local`)."""
+    if not component:
+        return Text("-")
+    label, style = _SCALE_LABEL.get(state or "", ("unknown", "red"))
+    text = Text(label, style=style)
+    text.append(f" {_count(copies)}/{_count(desired)} copies")
+    if last_wake is not None:
+        text.append(f", last wake {duration(last_wake)}")
+    return text
+
+
+def cost_cell(component: str | None, now: float | None, full: float | None) -> str:
+    return f"{usd(now)} (full {usd(full)})" if component else usd(now)
+
+
+def duration(seconds: float) -> str:
+    whole = round(seconds)
+    if whole < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{whole}s"
+    return f"{whole // 60}m {whole % 60:02d}s"
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else str(value)
 
 
 def progress_line(report: StatusReport) -> str:

@@ -32,6 +32,14 @@ from tests.moto_deployment import (
 
 QWEN = ModelSpec("Qwen3-8B/dev", instance_type="ml.p3.2xlarge")
 BGE = ModelSpec("bge-m3/dev", engine="tei", families=("embeddings", "rerank"), instance_count=2)
+# The scale-to-zero fields of a model without an inference component.
+NOT_SCALE_TO_ZERO = {
+    "inference_component": None,
+    "copy_count": None,
+    "desired_copy_count": None,
+    "scale_state": None,
+    "last_wake_seconds": None,
+}
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +112,9 @@ def test_status_json_against_a_moto_server(env) -> None:
         "stack_name": "EMD-Model-qwen3-8b-dev",
         "stack_status": "CREATE_COMPLETE",
         "hourly_usd": None,
+        **NOT_SCALE_TO_ZERO,
+        "hourly_cost_now": None,
+        "hourly_cost_full": None,
     }
     assert by_id["bge-m3/dev"] == {
         "id": "bge-m3/dev",
@@ -117,6 +128,9 @@ def test_status_json_against_a_moto_server(env) -> None:
         "stack_name": "EMD-Model-bge-m3-dev",
         "stack_status": "CREATE_COMPLETE",
         "hourly_usd": 0.0,  # no instance running yet
+        **NOT_SCALE_TO_ZERO,
+        "hourly_cost_now": 0.0,
+        "hourly_cost_full": pytest.approx(2 * 0.7364),  # the two it is creating
     }
     shown = json.loads(emd(env, "status", "--json", "--show-key").stdout)
     assert shown["api_key"] == DEFAULT_KEY

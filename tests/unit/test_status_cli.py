@@ -104,7 +104,18 @@ def test_json_follows_the_design_shape_field_by_field(aws) -> None:
         "stack_status",
         "created",
         "hourly_usd",
+        "inference_component",
+        "copy_count",
+        "desired_copy_count",
+        "scale_state",
+        "last_wake_seconds",
+        "hourly_cost_now",
+        "hourly_cost_full",
     ]
+    # Not a scale-to-zero model: its scale fields are null, so every row has one shape.
+    for name in ("inference_component", "copy_count", "desired_copy_count", "scale_state"):
+        assert qwen[name] is None
+    assert qwen["last_wake_seconds"] is None
     assert qwen["families"] == ["chat"]
     assert qwen["engine"] == "vllm"
     assert qwen["instance_type"] == "ml.p3.2xlarge"
@@ -125,6 +136,9 @@ def test_json_follows_the_design_shape_field_by_field(aws) -> None:
     # price there, so the total is unknown rather than too low.
     assert bge["hourly_usd"] == pytest.approx(1.4728)
     assert qwen["hourly_usd"] is None
+    # Costs apply to every model; an endpoint that is not scaling is at full scale.
+    assert bge["hourly_cost_now"] == bge["hourly_cost_full"] == pytest.approx(1.4728)
+    assert qwen["hourly_cost_now"] is qwen["hourly_cost_full"] is None
     assert document["total_daily_usd"] is None
 
 
