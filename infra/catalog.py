@@ -92,6 +92,34 @@ TENSOR_PARALLEL_ENV: dict[Engine, str] = {
     "tgi": "SM_NUM_GPUS",
 }
 
+# Scale to zero: how long a wake from zero copies takes, an estimate (the registry's
+# `wake_seconds`, the Retry-After before the gateway has measured a wake of its own).
+# Not measured here (no AWS account in these tests); from public measurements:
+# - instance provisioning: a third-party scale-to-zero deployment measured 4 min for a
+#   new IC endpoint's instance to come InService, and an AWS blog on scale to zero
+#   quotes ~1.75 min to provision the instance after the scaling decision; 4 min here.
+# - model load, per engine: the same third-party measurement took 6 min from instance
+#   to component InService for vLLM with a 0.6B model from the Hub (download, start,
+#   CUDA graphs); bigger weights take longer to download, so the estimate is 6 min for
+#   the generation engines (LMI's own model loading is slower: 7 min), and 3 min for
+#   TEI and WhisperX, whose weights are a few GB and which compile nothing at start.
+WAKE_PROVISION_SECONDS = 240
+WAKE_LOAD_SECONDS: dict[Engine, int] = {
+    "vllm": 360,
+    "tgi": 360,
+    "lmi": 420,
+    "tei": 180,
+    "whisperx": 180,
+    "hf_asr": 180,
+}
+# An inference component's host-memory reservation (MinMemoryRequiredInMb, required by
+# SageMaker). It is a scheduling reservation, not a cap on what the container uses, and
+# SageMaker schedules against a pool much smaller than the instance's memory: a public
+# measurement had 1024 MB accepted and 4096 MB refused on ml.g5.xlarge ("not enough
+# hardware resources"). Each model here has an instance to itself, so the reservation
+# only has to fit: 1024 MB for every entry unless one sets its own.
+COMPONENT_MEMORY_MB = 1024
+
 # vLLM fetches http(s) media URLs in content parts (image_url, video_url, audio_url)
 # itself, from inside the endpoint; the proxy never does. `--allowed-media-domains`
 # (the DLC turns this variable's JSON array into the flag) limits the fetch to those
@@ -141,6 +169,9 @@ class CatalogModel(BaseModel):
     # Request defaults the proxy applies (a client's own value wins); empty means the
     # engine's own defaults.
     defaults: dict[str, object] = Field(default_factory=dict)
+    # As an inference component (scale_to_zero): the host memory it reserves
+    # (COMPONENT_MEMORY_MB says why this default).
+    component_memory_mb: int = Field(default=COMPONENT_MEMORY_MB, ge=128)
 
     @model_validator(mode="after")
     def _check(self) -> CatalogModel:
@@ -165,6 +196,11 @@ class CatalogModel(BaseModel):
         return self.engine == "vllm" and (
             features.vision or any(features.flag(name) for name in _MEDIA_FEATURES)
         )
+
+    @property
+    def wake_seconds(self) -> float:
+        """Estimated seconds from zero copies to serving (WAKE_LOAD_SECONDS says whence)."""
+        return float(WAKE_PROVISION_SECONDS + WAKE_LOAD_SECONDS[self.engine])
 
     def instance(self, instance_type: str | None = None) -> InstanceType:
         name = instance_type or self.default_instance_type

@@ -2,10 +2,12 @@
 
     emd:prefix    stack name prefix (default `EMD`)
     emd:models    [{"id", "tag"?, "instance_type"?, "min_capacity"?, "max_capacity"?,
-                  "media_domains"?}], a list in cdk.json or the same list as a JSON
-                  string with -c. media_domains: the hostnames a vLLM vision model's
-                  container may download image/video URLs from (unset: none, data:
-                  URLs only)
+                  "media_domains"?, "scale_to_zero"?}], a list in cdk.json or the same
+                  list as a JSON string with -c. media_domains: the hostnames a vLLM
+                  vision model's container may download image/video URLs from (unset:
+                  none, data: URLs only). scale_to_zero: true, or {"idle_minutes"?,
+                  "max_copies"?}: the model becomes an inference component that scales
+                  to zero instances when idle (off by default; see ScaleToZero)
     emd:throttle  {"rate_limit"?, "burst_limit"?}: API Gateway stage throttling
     emd:web_acl_arn  optional AWS WAFv2 web ACL (REGIONAL) to attach to the API stage
     emd:reserved_concurrency  {"<family>" | "authorizer": n}: reserved concurrency of
@@ -64,6 +66,26 @@ class ConfigError(ValueError):
     """The `emd:*` context is wrong; the message says how."""
 
 
+class ScaleToZero(BaseModel):
+    """`scale_to_zero` of a model: it is served as a SageMaker inference component on
+    an endpoint whose instances scale between 0 and `max_copies` (one copy uses a whole
+    instance), so an idle model costs nothing; the first request after idling waits for
+    an instance and the model load (minutes), which the gateway holds or answers 503."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Target tracking's scale-in cooldown: at least this long between two scale-ins
+    # (the last copy included). Application Auto Scaling's own low alarm needs about
+    # 15 minutes of quiet before the first one (README, Scale to zero).
+    idle_minutes: int = Field(default=15, ge=5, le=1440, strict=True)
+    # Copies (and instances) at most, under load.
+    max_copies: int = Field(default=1, ge=1, le=100, strict=True)
+
+    @property
+    def idle_seconds(self) -> int:
+        return self.idle_minutes * 60
+
+
 class ModelChoice(BaseModel):
     """One entry of `emd:models`."""
 
@@ -77,6 +99,22 @@ class ModelChoice(BaseModel):
     max_capacity: int | None = Field(default=None, ge=1, le=100)
     # Hostnames the container may download media URLs from (vLLM vision models only).
     media_domains: tuple[str, ...] | None = None
+    # Off unless set: `true` takes the defaults, an object sets them.
+    scale_to_zero: ScaleToZero | None = None
+
+    @field_validator("scale_to_zero", mode="before")
+    @classmethod
+    def _check_scale_to_zero(cls, value: Any) -> Any:
+        if value is None or value is False:
+            return None
+        if value is True:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError(
+                'must be true, false or an object like {"idle_minutes": 15, "max_copies": 2}, '
+                f"not {value!r}"
+            )
+        return value
 
     @field_validator("media_domains", mode="before")
     @classmethod
@@ -111,6 +149,13 @@ class ModelChoice(BaseModel):
         if self.max_capacity is not None and self.max_capacity < self.min_capacity:
             raise ValueError(
                 f"max_capacity ({self.max_capacity}) is below min_capacity ({self.min_capacity})"
+            )
+        capacities = sorted({"min_capacity", "max_capacity"} & self.model_fields_set)
+        if self.scale_to_zero is not None and capacities:
+            raise ValueError(
+                f"{' and '.join(capacities)} do not apply with scale_to_zero: its instances "
+                "scale between 0 and scale_to_zero.max_copies (e.g. "
+                '{"scale_to_zero": {"max_copies": 3}}); drop them'
             )
         return self
 
@@ -173,6 +218,16 @@ class ModelDeployment:
         return list(self.catalog.families)
 
     @property
+    def scale_to_zero(self) -> ScaleToZero | None:
+        return self.choice.scale_to_zero
+
+    @property
+    def inference_component(self) -> str | None:
+        """The inference component's name (the endpoint's own name: components and
+        endpoints are separate namespaces), or None for a plain endpoint."""
+        return self.endpoint_name if self.scale_to_zero is not None else None
+
+    @property
     def min_capacity(self) -> int:
         return self.choice.min_capacity
 
@@ -194,6 +249,8 @@ class ModelDeployment:
             features=self.catalog.features,
             defaults=dict(self.catalog.defaults),
             decode_tokens_per_second=self.catalog.decode_tokens_per_second,
+            inference_component=self.inference_component,
+            wake_seconds=self.catalog.wake_seconds if self.scale_to_zero is not None else None,
             # Fixed, so the same context always renders the same bundle (and asset hash).
             created=0,
             metadata=metadata,
@@ -218,6 +275,14 @@ class DeployConfig:
 
     def endpoints_of(self, family: str) -> list[str]:
         return [m.endpoint_name for m in self.models if family in m.families]
+
+    def components_of(self, family: str) -> list[str]:
+        """The inference components (scale-to-zero models) serving `family`."""
+        return [
+            m.inference_component
+            for m in self.models
+            if family in m.families and m.inference_component is not None
+        ]
 
     def check_region(self, region: str) -> None:
         """Every chosen image must be published in `region` (known at synth)."""

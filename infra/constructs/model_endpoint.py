@@ -15,6 +15,17 @@ A new image alone (a new Model) is allowed under autoscaling.
 
 The endpoint's log group is retained when the stack rolls back or is deleted: the
 container's logs are what explains a failed health check on a first start.
+
+With scale_to_zero the model is an inference component instead (SageMaker docs, "Scale
+an endpoint to zero instances"): the endpoint config's variant carries no model, only
+the instance type and ManagedInstanceScaling (0 to max_copies instances), and names the
+execution role itself; the component (named as the endpoint) runs the Model on a whole
+instance. Application Auto Scaling then works on the component's copy count, 0 to
+max_copies: target tracking on invocations per copy (in to zero after idle_minutes),
+and a step policy (+1 copy) on an alarm on NoCapacityInvocationFailures, which
+SageMaker emits when a request finds no copy (target tracking cannot scale out of
+zero). The variant is not registered with Application Auto Scaling, and the component
+cannot change instance type in place: README says how such a change deploys.
 """
 
 from __future__ import annotations
@@ -23,12 +34,15 @@ from collections.abc import Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from ..catalog import CatalogModel, InstanceType
+from ..config import ScaleToZero
 from ..images import ACCOUNT_MAPS, ContainerImage
 
 VARIANT = "AllTraffic"
@@ -37,6 +51,18 @@ VARIANT = "AllTraffic"
 SCALE_IN_COOLDOWN = cdk.Duration.minutes(10)
 SCALE_OUT_COOLDOWN = cdk.Duration.minutes(5)
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+# The step policy that wakes a component at zero copies, and its alarm, as the SageMaker
+# docs give them ("Scale an endpoint to zero instances"): +1 copy (ChangeInCapacity,
+# Maximum aggregation, 60 s cooldown) when NoCapacityInvocationFailures (Sum over 60 s,
+# 1 of 1 evaluation periods) is above the threshold. The docs' example threshold is 1
+# with GreaterThanThreshold, which needs two failed requests in a minute; 0 here, so
+# one failed request (a lone client) wakes the model too.
+WAKE_COOLDOWN = cdk.Duration.seconds(60)
+WAKE_ALARM_PERIOD = cdk.Duration.seconds(60)
+# Scale-out cooldown of target tracking on a component, as in the docs' example.
+COMPONENT_SCALE_OUT_COOLDOWN = cdk.Duration.seconds(300)
+# Where SageMaker writes an inference component's container logs.
+COMPONENT_LOG_GROUP_PREFIX = "/aws/sagemaker/InferenceComponents/"
 # SageMaker publishes the instance metrics (CPU, GPU, memory, disk) with the
 # execution role under this namespace.
 _METRICS_NAMESPACES = "/aws/sagemaker/*"
@@ -54,31 +80,32 @@ class ModelEndpoint(Construct):
         min_capacity: int,
         max_capacity: int,
         media_domains: Sequence[str] | None = None,
+        scale_to_zero: ScaleToZero | None = None,
     ) -> None:
         super().__init__(scope, id_)
         self.endpoint_name = endpoint_name
+        # The component is named as its endpoint (shared/notes: the s2z contract).
+        self.inference_component_name = endpoint_name if scale_to_zero is not None else None
         image_uri, repository_arn = self._image(model.image)
 
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            # SageMaker writes the container's stdout/stderr here; creating it sets a
-            # retention and lets the role be scoped to it.
-            log_group_name=f"/aws/sagemaker/Endpoints/{endpoint_name}",
-            retention=LOG_RETENTION,
-            # Kept on rollback and on delete: a container that fails its health check
-            # on the first start leaves its logs. Its name is a literal, so a later
-            # `cdk deploy --import-existing-resources` adopts the kept group instead of
-            # failing with "already exists".
-            removal_policy=cdk.RemovalPolicy.RETAIN,
+        self.log_group = self._retained_log_group(
+            "Logs", f"/aws/sagemaker/Endpoints/{endpoint_name}"
         )
+        log_groups = [self.log_group]
+        self.component_log_group: logs.LogGroup | None = None
+        if self.inference_component_name is not None:
+            # A component's container logs go to a group of its own.
+            self.component_log_group = self._retained_log_group(
+                "ComponentLogs", COMPONENT_LOG_GROUP_PREFIX + self.inference_component_name
+            )
+            log_groups.append(self.component_log_group)
         self.role = iam.Role(
             self,
             "ExecutionRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"SageMaker execution role of {endpoint_name}",
         )
-        self.policy = self._execution_policy(repository_arn)
+        self.policy = self._execution_policy(repository_arn, log_groups)
 
         self.model = sagemaker.CfnModel(
             self,
@@ -98,6 +125,12 @@ class ModelEndpoint(Construct):
         )
         # CreateModel checks that the role can pull the image: the policy must exist first.
         self.model.node.add_dependency(self.policy)
+
+        self.scalable_target: appscaling.ScalableTarget | None = None
+        self.inference_component: sagemaker.CfnInferenceComponent | None = None
+        if scale_to_zero is not None:
+            self._component_endpoint(model, instance, scale_to_zero)
+            return
 
         variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
             variant_name=VARIANT,
@@ -127,11 +160,158 @@ class ModelEndpoint(Construct):
         # The container logs from its first second; the group and grant come first.
         self.endpoint.node.add_dependency(self.log_group, self.policy)
 
-        self.scalable_target: appscaling.ScalableTarget | None = None
         if max_capacity > min_capacity:
             self.scalable_target = self._autoscaling(
                 model, endpoint_name, min_capacity, max_capacity
             )
+
+    def _retained_log_group(self, id_: str, name: str) -> logs.LogGroup:
+        return logs.LogGroup(
+            self,
+            id_,
+            # SageMaker writes the container's stdout/stderr here; creating it sets a
+            # retention and lets the role be scoped to it.
+            log_group_name=name,
+            retention=LOG_RETENTION,
+            # Kept on rollback and on delete: a container that fails its health check
+            # on the first start leaves its logs. Its name is a literal, so a later
+            # `cdk deploy --import-existing-resources` adopts the kept group instead of
+            # failing with "already exists".
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+
+    def _component_endpoint(
+        self, model: CatalogModel, instance: InstanceType, scale_to_zero: ScaleToZero
+    ) -> None:
+        """Endpoint with managed instance scaling (0 to max_copies), the model as its
+        inference component, and the component's copy-count scaling."""
+        name = self.inference_component_name
+        assert name is not None
+        variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+            variant_name=VARIANT,
+            instance_type=instance.name,
+            # One instance at creation, so the component's first copy has room; managed
+            # instance scaling removes it once the component is at zero copies.
+            initial_instance_count=1,
+            inference_ami_version=model.inference_ami_version,
+            volume_size_in_gb=model.volume_size_gb if instance.volume_size_supported else None,
+            managed_instance_scaling=sagemaker.CfnEndpointConfig.ManagedInstanceScalingProperty(
+                status="ENABLED", min_instance_count=0, max_instance_count=scale_to_zero.max_copies
+            ),
+            routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
+                routing_strategy="LEAST_OUTSTANDING_REQUESTS"
+            ),
+        )
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            production_variants=[variant],
+            # No model on the variant: SageMaker takes the role from the config.
+            execution_role_arn=self.role.role_arn,
+        )
+        self.endpoint_config.node.add_dependency(self.policy)
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+        )
+        self.endpoint.node.add_dependency(self.log_group, self.policy)
+        self.inference_component = sagemaker.CfnInferenceComponent(
+            self,
+            "InferenceComponent",
+            inference_component_name=name,
+            # By reference: the component is created after, and deleted before, its
+            # endpoint (deleting an endpoint leaves its components behind).
+            endpoint_name=self.endpoint.attr_endpoint_name,
+            variant_name=VARIANT,
+            specification=sagemaker.CfnInferenceComponent.InferenceComponentSpecificationProperty(
+                model_name=self.model.attr_model_name,
+                compute_resource_requirements=sagemaker.CfnInferenceComponent.InferenceComponentComputeResourceRequirementsProperty(
+                    # The whole instance: the container shards over every GPU
+                    # (catalog.TENSOR_PARALLEL_ENV), and one copy is one instance.
+                    number_of_accelerator_devices_required=instance.gpus,
+                    min_memory_required_in_mb=model.component_memory_mb,
+                ),
+                startup_parameters=sagemaker.CfnInferenceComponent.InferenceComponentStartupParametersProperty(
+                    container_startup_health_check_timeout_in_seconds=model.startup_health_check_timeout,
+                    model_data_download_timeout_in_seconds=model.model_download_timeout,
+                ),
+            ),
+            runtime_config=sagemaker.CfnInferenceComponent.InferenceComponentRuntimeConfigProperty(
+                copy_count=1
+            ),
+        )
+        assert self.component_log_group is not None
+        self.inference_component.node.add_dependency(self.component_log_group)
+        self.scalable_target = self._component_scaling(model, name, scale_to_zero)
+
+    def _component_scaling(
+        self, model: CatalogModel, name: str, scale_to_zero: ScaleToZero
+    ) -> appscaling.ScalableTarget:
+        target = appscaling.ScalableTarget(
+            self,
+            "ComponentScaling",
+            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=f"inference-component/{name}",
+            scalable_dimension="sagemaker:inference-component:DesiredCopyCount",
+            min_capacity=0,
+            max_capacity=scale_to_zero.max_copies,
+            role=self._scaling_role(),
+        )
+        # Registering needs the component to exist.
+        assert self.inference_component is not None
+        target.node.add_dependency(self.inference_component)
+        # Invocations per copy per minute, the metric the scale-to-zero docs use; one
+        # copy is one instance, so the catalog's per-instance target applies as it is.
+        target.scale_to_track_metric(
+            "InvocationsPerCopy",
+            target_value=model.invocations_per_instance_target,
+            predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_INFERENCE_COMPONENT_INVOCATIONS_PER_COPY,
+            scale_in_cooldown=cdk.Duration.minutes(scale_to_zero.idle_minutes),
+            scale_out_cooldown=COMPONENT_SCALE_OUT_COOLDOWN,
+        )
+        wake = appscaling.StepScalingAction(
+            self,
+            "WakeFromZero",
+            scaling_target=target,
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+            cooldown=WAKE_COOLDOWN,
+        )
+        wake.add_adjustment(adjustment=1, lower_bound=0)
+        self.wake_alarm = cloudwatch.Alarm(
+            self,
+            "NoCapacityAlarm",
+            alarm_description=(f"Requests to {name} found no copy (scaled to zero): add one copy."),
+            metric=cloudwatch.Metric(
+                namespace="AWS/SageMaker",
+                metric_name="NoCapacityInvocationFailures",
+                dimensions_map={"InferenceComponentName": name},
+                statistic="Sum",
+                period=WAKE_ALARM_PERIOD,
+            ),
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            threshold=0,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            # No failures, no data points: not a reason to wake.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.wake_alarm.add_alarm_action(cloudwatch_actions.ApplicationScalingAction(wake))
+        return target
+
+    def _scaling_role(self) -> iam.IRole:
+        # Application Auto Scaling acts through its SageMaker service-linked role
+        # (created on first use); without this CDK would add an unused role.
+        return iam.Role.from_role_arn(
+            self,
+            "ScalingRole",
+            f"arn:{cdk.Aws.PARTITION}:iam::{cdk.Aws.ACCOUNT_ID}:role/aws-service-role/"
+            "sagemaker.application-autoscaling.amazonaws.com/"
+            "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+            mutable=False,
+        )
 
     def _autoscaling(
         self, model: CatalogModel, endpoint_name: str, min_capacity: int, max_capacity: int
@@ -145,16 +325,7 @@ class ModelEndpoint(Construct):
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             min_capacity=min_capacity,
             max_capacity=max_capacity,
-            # Application Auto Scaling acts through its SageMaker service-linked role
-            # (created on first use); without this CDK would add an unused role.
-            role=iam.Role.from_role_arn(
-                self,
-                "ScalingRole",
-                f"arn:{cdk.Aws.PARTITION}:iam::{cdk.Aws.ACCOUNT_ID}:role/aws-service-role/"
-                "sagemaker.application-autoscaling.amazonaws.com/"
-                "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
-                mutable=False,
-            ),
+            role=self._scaling_role(),
         )
         target.node.add_dependency(self.endpoint)
         target.scale_to_track_metric(
@@ -205,7 +376,9 @@ class ModelEndpoint(Construct):
         )
         return uri, arn
 
-    def _execution_policy(self, repository_arn: str) -> iam.Policy:
+    def _execution_policy(
+        self, repository_arn: str, log_groups: Sequence[logs.LogGroup]
+    ) -> iam.Policy:
         """What SageMaker does with the execution role: pull the image, write the
         container's logs and the instance metrics. No S3: weights come from the Hub."""
         policy = iam.Policy(
@@ -229,7 +402,7 @@ class ModelEndpoint(Construct):
                         "logs:PutLogEvents",
                         "logs:DescribeLogStreams",
                     ],
-                    resources=[self.log_group.log_group_arn],
+                    resources=[g.log_group_arn for g in log_groups],
                 ),
                 iam.PolicyStatement(
                     actions=["cloudwatch:PutMetricData"],

@@ -211,10 +211,31 @@ class ProxyFunction(Construct):
             )
         )
 
-    def allow_invoke_endpoints(self, endpoint_arns: Sequence[str]) -> None:
-        """`sagemaker:InvokeEndpoint` (both invoke calls need it) on exactly these."""
+    def allow_invoke_endpoints(
+        self, endpoint_arns: Sequence[str], component_arns: Sequence[str] = ()
+    ) -> None:
+        """`sagemaker:InvokeEndpoint` (both invoke calls need it) on exactly these
+        endpoints, and on the inference components invoked through them."""
         if not endpoint_arns:
             return
         self.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=list(endpoint_arns))
+            iam.PolicyStatement(
+                actions=["sagemaker:InvokeEndpoint"],
+                resources=[*endpoint_arns, *component_arns],
+            )
+        )
+
+    def allow_wake_components(self, component_arns: Sequence[str]) -> None:
+        """Waking a scale-to-zero model: set its component's copy count and read its
+        status, on exactly these components."""
+        if not component_arns:
+            return
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:UpdateInferenceComponentRuntimeConfig",
+                    "sagemaker:DescribeInferenceComponent",
+                ],
+                resources=list(component_arns),
+            )
         )

@@ -2,7 +2,8 @@
 API key secret.
 
 Every Lambda gets the whole registry (so a wrong-family request gets an exact 400),
-but each may invoke only its own family's endpoints. Endpoint ARNs are computed from
+but each may invoke only its own family's endpoints (and wake only their inference
+components, for scale-to-zero models). Endpoint ARNs are computed from
 the context's deterministic names, not imported from the model stacks: a cross-stack
 export would block updating or deleting a model stack.
 """
@@ -99,7 +100,9 @@ class ApiStack(cdk.Stack):
             )
             self.secret.grant_read(fn.role)
             if spec.models is not None:
-                fn.allow_invoke_endpoints(self.endpoint_arns(spec.models))
+                components = self.component_arns(spec.models)
+                fn.allow_invoke_endpoints(self.endpoint_arns(spec.models), components)
+                fn.allow_wake_components(components)
             cdk.Validations.of(fn.role).acknowledge(
                 cdk.Acknowledgment(
                     id="AwsSolutions-IAM5[Resource::*]",
@@ -181,6 +184,14 @@ class ApiStack(cdk.Stack):
         return [
             self.format_arn(service="sagemaker", resource="endpoint", resource_name=name)
             for name in self.config.endpoints_of(family)
+        ]
+
+    def component_arns(self, family: str) -> list[str]:
+        """The inference components (scale-to-zero models) of `family`, by their
+        deterministic names like the endpoints."""
+        return [
+            self.format_arn(service="sagemaker", resource="inference-component", resource_name=n)
+            for n in self.config.components_of(family)
         ]
 
     def _api_key_secret(self) -> secretsmanager.Secret:

@@ -32,6 +32,7 @@ class ModelStack(cdk.Stack):
                 min_capacity=deployment.min_capacity,
                 max_capacity=deployment.max_capacity,
                 media_domains=deployment.choice.media_domains,
+                scale_to_zero=deployment.scale_to_zero,
             )
         except CatalogError as exc:
             raise ConfigError(f"{deployment.public_id} in {self.region}: {exc}") from exc
@@ -43,5 +44,10 @@ class ModelStack(cdk.Stack):
             "InstanceType": (deployment.instance.name, "SageMaker instance type"),
             "Families": (",".join(deployment.families), "endpoint families it serves"),
         }
+        if deployment.inference_component is not None:
+            outputs["InferenceComponentName"] = (
+                deployment.inference_component,
+                "SageMaker inference component (scale_to_zero); every invoke names it",
+            )
         for name, (value, description) in outputs.items():
             cdk.CfnOutput(self, name, value=value, description=description)
