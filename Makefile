@@ -47,8 +47,10 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
+# `make serve SCALE_TO_ZERO_AFTER=300` unloads a model after 300 s with no request.
 serve: $(VENV)/.installed
-	$(BIN)/emd serve --host $(HOST) --port $(PORT)
+	$(BIN)/emd serve --host $(HOST) --port $(PORT) \
+		$(if $(SCALE_TO_ZERO_AFTER),--scale-to-zero-after $(SCALE_TO_ZERO_AFTER))
 
 test: $(VENV)/.dev-installed $(NPM_STAMP) $(LLAMAINDEX_VENV)/.installed
 	$(BIN)/ruff check .

@@ -33,11 +33,37 @@ def serve(
     invoke_timeout: Annotated[
         float, typer.Option(help="InvokeEndpoint time limit of the local emulator, seconds.")
     ] = 60.0,
+    *,
+    scale_to_zero_after: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Scale to zero: unload a model after this many seconds with no request; "
+            "the gateway wakes it (reloads it) on the next one. Off by default.",
+            show_default=False,
+        ),
+    ] = None,
+    echo_load_seconds: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="With scale to zero: the simulated load time of the echo models."
+        ),
+    ] = 2.0,
 ) -> None:
     """Run the gateway locally with small real models, through the SageMaker code path."""
     from .serve import run_local
 
-    raise typer.Exit(run_local(host, port, api_key, models, invoke_timeout))
+    raise typer.Exit(
+        run_local(
+            host,
+            port,
+            api_key,
+            models,
+            invoke_timeout,
+            scale_to_zero_after=scale_to_zero_after,
+            echo_load_seconds=echo_load_seconds,
+        )
+    )
 
 
 Prefix = Annotated[

@@ -1,7 +1,9 @@
 """`emd serve`: the proxy on a local port, the emulator and the local models behind it.
 
 The proxy is the same app the Lambdas run; only its boto3 client is pointed at the
-local emulator (AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME) with dummy credentials."""
+local emulator (AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME) with dummy credentials, and with
+`--scale-to-zero-after` its `sagemaker` client at the local control plane
+(AWS_ENDPOINT_URL_SAGEMAKER)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ def run_local(
     api_key: str | None,
     model_ids: list[str] | None,
     invoke_timeout: float,
+    *,
+    scale_to_zero_after: float | None = None,
+    echo_load_seconds: float = 2.0,
 ) -> int:
     err = Console(stderr=True, soft_wrap=True)
     out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -63,27 +68,30 @@ def run_local(
         return 1
 
     try:
-        stack = BackendProcess.start(model_ids, invoke_timeout)
+        stack = BackendProcess.start(
+            model_ids, invoke_timeout, scale_to_zero_after, simulated_load_seconds=echo_load_seconds
+        )
     except (ValueError, RuntimeError) as exc:
         sock.close()
         err.print(f"[red]emd serve: {exc}[/red]")
         return 1
-    point_boto3_at(stack.emulator_url)
+    point_boto3_at(stack.emulator_url, stack.control_url)
     # Per-key limits (`limits` in keys.json) are enforced in this process; deployed,
     # API Gateway's usage plans do it. EMD_ENFORCE_KEY_LIMITS=0 turns it off.
     os.environ.setdefault("EMD_ENFORCE_KEY_LIMITS", "1")
     settings = Settings.from_env()
     app = create_app(settings, registry=stack.registry, keys=keys)
-    config.write_serve_state(
-        {"base_url": base_url, "pid": os.getpid(), "emulator_url": stack.emulator_url}
-    )
+    state = {"base_url": base_url, "pid": os.getpid(), "emulator_url": stack.emulator_url}
+    if stack.control_url:
+        state["control_url"] = stack.control_url
+    config.write_serve_state(state)
     server = _LocalServer(public_uvicorn_config(app, limits, lifespan="on"))
     # Ctrl-C or SIGTERM from the banner on stops it, also in the moment before uvicorn
     # installs its own handlers (a signal then would be lost if this process started
     # with SIGINT ignored, as background jobs do, and serving would begin anyway).
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, server.handle_exit)
-    _print_banner(out, base_url, api_key, key_note, stack)
+    _print_banner(out, base_url, api_key, key_note, stack, scale_to_zero_after=scale_to_zero_after)
     try:
         server.run(sockets=[sock])
     finally:
@@ -120,7 +128,13 @@ class _LocalServer(uvicorn.Server):
 
 
 def _print_banner(
-    out: Console, base_url: str, key: str, key_note: str, stack: BackendProcess
+    out: Console,
+    base_url: str,
+    key: str,
+    key_note: str,
+    stack: BackendProcess,
+    *,
+    scale_to_zero_after: float | None = None,
 ) -> None:
     table = Table(title="Models", title_justify="left")
     for column in ("id", "families", "engine", "endpoint", "load time"):
@@ -137,6 +151,12 @@ def _print_banner(
     out.print(f"[bold]EMD gateway[/bold] serving at [cyan]{base_url}[/cyan]")
     out.print(f"API key: {key}  ({key_note})")
     out.print(f"SageMaker-runtime emulator: {stack.emulator_url}")
+    if scale_to_zero_after is not None:
+        out.print(
+            f"Scale to zero: on; a model unloads after {scale_to_zero_after:g} s with no "
+            "request, and the gateway wakes it on the next one "
+            f"(SageMaker control plane: {stack.control_url})"
+        )
     out.print(table)
     out.print(
         "Try it:\n"

@@ -24,6 +24,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_REGION",
         "AWS_EC2_METADATA_DISABLED",
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+        "AWS_ENDPOINT_URL_SAGEMAKER",
         "EMD_USAGE_METRICS",
         "NO_PROXY",
         "no_proxy",
@@ -52,3 +53,14 @@ def test_real_credentials_are_never_used(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "AWS_SESSION_TOKEN" not in os.environ
     assert os.environ["AWS_ACCESS_KEY_ID"] == "local"
     assert os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == EMULATOR
+
+
+def test_the_control_plane_of_scale_to_zero_is_sagemakers_endpoint_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.corp.example:3128")
+    point_boto3_at(EMULATOR)
+    assert "AWS_ENDPOINT_URL_SAGEMAKER" not in os.environ  # off unless there is one
+    point_boto3_at(EMULATOR, "http://localhost:41235")
+    assert os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] == "http://localhost:41235"
+    assert get_environ_proxies("http://localhost:41235") == {}
