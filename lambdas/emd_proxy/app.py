@@ -33,6 +33,7 @@ from .settings import Settings
 from .shapes.anthropic import error_body_for
 from .state import Services
 from .validation import validation_error
+from .wake import ControlPlane, Waker
 from .workers import WorkerPool
 
 
@@ -63,6 +64,7 @@ def create_app(
         keys=keys or keys_from_settings(settings),
         sagemaker=sagemaker or SageMakerRuntime(settings, offload=pool.run),
         pool=pool,
+        waker=Waker(settings, ControlPlane(pool.run)),
     )
 
     @asynccontextmanager

@@ -11,6 +11,7 @@ error table in DESIGN.md.
     ├── RateLimitError               429 rate_limit_error / rate_limit_exceeded
     ├── UpstreamError                502 upstream_error / bad_upstream_response
     ├── ModelNotReadyError           503 service_unavailable / model_not_ready
+    │   └── ModelScalingFromZeroError 503 service_unavailable / model_scaling_from_zero
     ├── UpstreamTimeoutError         504 timeout / upstream_timeout
     └── InternalError                500 internal_error (a bug of ours; details logged only)
 
@@ -117,6 +118,13 @@ class ModelNotReadyError(ProxyError):
     status = 503
     type = "service_unavailable"
     code = "model_not_ready"
+
+
+class ModelScalingFromZeroError(ModelNotReadyError):
+    """The model's inference component is at zero copies: SageMaker refuses every
+    invoke until a copy is up (minutes); the proxy wakes it (wake.py)."""
+
+    code = "model_scaling_from_zero"
 
 
 class UpstreamTimeoutError(ProxyError):

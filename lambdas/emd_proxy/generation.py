@@ -14,14 +14,16 @@ into one `chat.completion`, which no time limit cuts short."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
+from starlette.responses import StreamingResponse
 
 from .chunks import Batch, ChunkNormalizer, StreamFixer, normalise_answer
 from .engines import adapter
+from .errors import ModelScalingFromZeroError
 from .metrics import record_usage
 from .registry import RegistryEntry
 from .sagemaker_client import UpstreamCall
@@ -34,12 +36,23 @@ from .shapes.completions import (
     normalise_text_answer,
 )
 from .state import principal, services
-from .streaming import chat_chunks, fold, fold_into
+from .streaming import (
+    SSE_HEADERS,
+    Renderer,
+    chat_chunks,
+    fold,
+    fold_into,
+    held_sse_body,
+    sse_response,
+    started,
+)
 from .upstream_json import load_json_object
 
 # Of SageMaker's 60 s InvokeEndpoint limit, what generation may take in a plain
 # invoke; the rest is left for the prompt's prefill and for queueing behind others.
 PLAIN_INVOKE_BUDGET_S = 40.0
+
+T = TypeVar("T")
 
 
 def chat_model(request: Request, model_id: str) -> RegistryEntry:
@@ -49,9 +62,9 @@ def chat_model(request: Request, model_id: str) -> RegistryEntry:
 
 
 async def open_chat(
-    request: Request, entry: RegistryEntry, chat: ChatCompletionRequest
+    request: Request, entry: RegistryEntry, chat: ChatCompletionRequest, *, wait: bool = True
 ) -> AsyncIterator[Batch | None]:
-    """The chunk batches of a chat request to `entry`."""
+    """The chunk batches of a chat request to `entry` (`wait`: see `open_generation`)."""
     engine = adapter(entry, "chat")
     return await open_generation(
         request,
@@ -65,6 +78,7 @@ async def open_chat(
             and chat.stream_options
             and chat.stream_options.continuous_usage_stats
         ),
+        wait=wait,
     )
 
 
@@ -114,7 +128,7 @@ async def _invoke_plain(
     request: Request, entry: RegistryEntry, call: UpstreamCall
 ) -> dict[str, Any]:
     """The engine's own non-stream answer, as a JSON object (or its error)."""
-    answer = await services(request).invoke(entry.endpoint, call)
+    answer = await services(request).invoke(entry, call, request)
     return load_json_object(answer.body, "answer")
 
 
@@ -132,14 +146,53 @@ async def open_generation(
     id_prefix: str = "chatcmpl-",
     *,
     continuous_usage: bool = False,
+    wait: bool = True,
 ) -> AsyncIterator[Batch | None]:
     """The normalised chunk batches of one engine call; a failure to start
     (throttling, a missing endpoint) raises here, before any response goes out. Usage
-    is recorded per key when the stream ends."""
-    _, parts = await services(request).open_stream(entry.endpoint, call)
+    is recorded per key when the stream ends. A model waking from zero is waited for
+    (`wake_wait_seconds`), unless `wait` is false: an SSE stream holds its client with
+    keep-alives instead (`stream_sse`)."""
+    _, parts = await services(request).open_stream(entry, call, wait=wait, request=request)
     return chat_chunks(
         parts,
         fixer,
         ChunkNormalizer(entry.id, id_prefix, continuous_usage=continuous_usage),
         on_usage=partial(record_usage, principal(request).name, entry.id),
     )
+
+
+async def stream_sse(
+    request: Request,
+    entry: RegistryEntry,
+    opener: Callable[[], Awaitable[AsyncIterator[T | None]]],
+    render: Renderer[T],
+) -> StreamingResponse:
+    """The SSE response of a streamed request: `opener` opens its stream (without
+    waiting for a model waking from zero), whose first item is read before the response
+    starts, so a failure to start keeps its real status. A model scaled to zero is the
+    exception: the response starts at once (200, text/event-stream) and keep-alive
+    comments go out while the model wakes, up to `wake_stream_wait_seconds`; then the
+    answer streams as usual, or the shape's error event (model_scaling_from_zero) ends
+    it. Only the opening is ever repeated, never a stream that produced tokens."""
+
+    async def open_started() -> AsyncIterator[T | None]:
+        return await started(await opener())
+
+    try:
+        return sse_response(await open_started(), render)
+    except ModelScalingFromZeroError:
+        if entry.inference_component is None:
+            raise
+    svc = services(request)
+    opened = svc.waker.hold(entry, open_started, svc.settings.wake_stream_wait_seconds, request)
+    waiting = b": waking " + _comment_safe(entry.id) + b"\n\n"
+    return StreamingResponse(
+        held_sse_body(opened, render, waiting, svc.settings.keepalive_seconds),
+        media_type=render.media_type,
+        headers=SSE_HEADERS,
+    )
+
+
+def _comment_safe(text: str) -> bytes:
+    return text.replace("\r", " ").replace("\n", " ").encode()

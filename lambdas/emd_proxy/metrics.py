@@ -13,9 +13,31 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "EMD")
 _FIELDS = (("prompt_tokens", "PromptTokens"), ("completion_tokens", "CompletionTokens"))
 
 
-def record_usage(key_name: str, model: str, usage: dict[str, Any] | None) -> None:
+def _off() -> bool:
     # Off where nothing collects the lines (`emd serve` sets EMD_USAGE_METRICS=0).
-    if not usage or os.environ.get("EMD_USAGE_METRICS") == "0":
+    return os.environ.get("EMD_USAGE_METRICS") == "0"
+
+
+def record_wake_up(model: str) -> None:
+    """This process started a wake of `model` (its inference component from zero)."""
+    if _off():
+        return
+    with single_metric(name="WakeUps", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as m:
+        m.add_dimension(name="model", value=model)
+
+
+def record_wake_seconds(model: str, seconds: float) -> None:
+    """From the first no-capacity error to the first call that went through."""
+    if _off():
+        return
+    with single_metric(
+        name="WakeSeconds", unit=MetricUnit.Seconds, value=seconds, namespace=NAMESPACE
+    ) as m:
+        m.add_dimension(name="model", value=model)
+
+
+def record_usage(key_name: str, model: str, usage: dict[str, Any] | None) -> None:
+    if not usage or _off():
         return
     for field, metric in _FIELDS:
         value = usage.get(field)

@@ -137,8 +137,16 @@ class SageMakerRuntime:
         content_type: str = "application/json",
         accept: str | None = None,
         custom_attributes: str | None = None,
+        inference_component: str | None = None,
     ) -> UpstreamResponse:
-        params = _params(endpoint, body, content_type, accept, custom_attributes)
+        params = _params(
+            endpoint,
+            body,
+            content_type,
+            accept,
+            custom_attributes,
+            inference_component=inference_component,
+        )
         try:
             response, payload = await self._call(INVOKE, params)
         except Exception as exc:
@@ -153,10 +161,18 @@ class SageMakerRuntime:
         content_type: str = "application/json",
         accept: str | None = None,
         custom_attributes: str | None = None,
+        inference_component: str | None = None,
     ) -> UpstreamStream:
         """The stream once SageMaker accepted the call (a failure to start raises
         here); its parts are read as they arrive."""
-        params = _params(endpoint, body, content_type, accept, custom_attributes)
+        params = _params(
+            endpoint,
+            body,
+            content_type,
+            accept,
+            custom_attributes,
+            inference_component=inference_component,
+        )
         try:
             response, _ = await self._call(INVOKE_STREAM, params)
         except Exception as exc:
@@ -457,8 +473,13 @@ def _params(
     content_type: str,
     accept: str | None,
     custom_attributes: str | None,
+    *,
+    inference_component: str | None,
 ) -> dict[str, Any]:
     params: dict[str, Any] = {"EndpointName": endpoint, "Body": body, "ContentType": content_type}
+    if inference_component:
+        # SageMaker requires it on an endpoint that hosts inference components.
+        params["InferenceComponentName"] = inference_component
     if accept:
         params["Accept"] = accept
     if custom_attributes:

@@ -22,6 +22,7 @@ from .errors import (
     InvalidRequestError,
     ModelNotFoundError,
     ModelNotReadyError,
+    ModelScalingFromZeroError,
     ProxyError,
     RateLimitError,
     UpstreamError,
@@ -29,6 +30,15 @@ from .errors import (
 )
 from .log import logger
 from .upstream_json import container_error
+
+# The start of SageMaker's ValidationError message when an inference component has no
+# copy to serve the call (scaled to zero, or scaling out): "Inference Component has no
+# capacity to process this request. ApplicationAutoScaling may be in-progress (if
+# configured) or try to increase the capacity by invoking
+# UpdateInferenceComponentRuntimeConfig API."
+NO_CAPACITY = "inference component has no capacity"
+# Retry-After of a no-capacity error before wake.py has a better estimate.
+NO_CAPACITY_RETRY_AFTER = 60
 
 # Error codes SageMaker (or the AWS front door) uses for throttling.
 THROTTLING_CODES = frozenset(
@@ -71,7 +81,15 @@ def _map_client_error(exc: ClientError, endpoint: str) -> ProxyError:
         return ModelNotReadyError("The model is not ready yet; try again.", retry_after=10)
     if code == "ValidationError":
         message = str(error.get("Message", ""))
-        if "not found" in message.lower():
+        lowered = message.lower()
+        if lowered.startswith(NO_CAPACITY):
+            # Checked first: a waiting matter (503), never the "not found" 404 below.
+            logger.info("inference component has no capacity", extra=log_extra)
+            return ModelScalingFromZeroError(
+                "The model is scaling up from zero; try again shortly.",
+                retry_after=NO_CAPACITY_RETRY_AFTER,
+            )
+        if "not found" in lowered:
             # "Endpoint <name> of account <id> not found.": deleted or never deployed.
             # Not a 503: waiting does not bring it back (and clients would retry).
             logger.warning("endpoint not found", extra=log_extra)

@@ -38,6 +38,14 @@ class Settings:
     # A `: keep-alive` comment goes out after this much upstream silence in a stream;
     # well inside API Gateway's 5 minute idle timeout.
     keepalive_seconds: float = 15.0
+    # Scale to zero (wake.py): how long a non-stream request (and a raw stream, whose
+    # framing is the container's) waits for a model waking from zero copies before it
+    # gets 503 model_scaling_from_zero with Retry-After (0: at once); how long an SSE
+    # stream holds with keep-alives (never past the Lambda's own deadline); and how
+    # often the inference component's status is read meanwhile.
+    wake_wait_seconds: float = 60.0
+    wake_stream_wait_seconds: float = 600.0
+    wake_poll_seconds: float = 5.0
     # The families (families.py) whose routes this process mounts (/v1/models always).
     families: tuple[str, ...] = field(default=API_FAMILIES)
 
@@ -63,5 +71,8 @@ class Settings:
             max_body_bytes=int(number("EMD_MAX_BODY_BYTES", 6 * 1024 * 1024)),
             max_audio_bytes=int(number("EMD_MAX_AUDIO_BYTES", 4 * 1024 * 1024)),
             keepalive_seconds=number("EMD_KEEPALIVE_SECONDS", 15.0),
+            wake_wait_seconds=max(0.0, number("EMD_WAKE_WAIT_SECONDS", 60.0)),
+            wake_stream_wait_seconds=max(0.0, number("EMD_WAKE_STREAM_WAIT_SECONDS", 600.0)),
+            wake_poll_seconds=max(0.05, number("EMD_WAKE_POLL_SECONDS", 5.0)),
             families=tuple(f for f in families if f != MODELS) if families else API_FAMILIES,
         )

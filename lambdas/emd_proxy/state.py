@@ -1,19 +1,22 @@
 """The per-process services every request needs (settings, registry, keys, the
-SageMaker client, the worker pool), built once by `create_app()` and kept on
-`app.state`."""
+SageMaker client, the worker pool, the waker of scaled-to-zero models), built once by
+`create_app()` and kept on `app.state`."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 from starlette.requests import Request
 
 from .auth import KeyStore, Principal
-from .registry import Registry
+from .errors import ModelScalingFromZeroError
+from .registry import Registry, RegistryEntry
 from .sagemaker_client import SageMakerRuntime, UpstreamCall, UpstreamResponse, UpstreamStream
 from .settings import Settings
+from .wake import Waker
 from .workers import WorkerPool
 
 
@@ -24,18 +27,44 @@ class Services:
     keys: KeyStore
     sagemaker: SageMakerRuntime
     pool: WorkerPool
+    waker: Waker
 
-    async def invoke(self, endpoint: str, call: UpstreamCall) -> UpstreamResponse:
+    # Every call to a model goes through these three. A model scaled to zero
+    # (`entry.inference_component`) refuses calls while it has no copy: the call
+    # then waits for the wake (wake.py) up to `wake_wait_seconds`, or raises
+    # ModelScalingFromZeroError at once where the caller holds the client itself
+    # (`wait=False`: an SSE stream sends keep-alives meanwhile). `request` only lends
+    # the Lambda's deadline to a wait.
+
+    async def invoke(
+        self, entry: RegistryEntry, call: UpstreamCall, request: Request | None = None
+    ) -> UpstreamResponse:
+        try:
+            answer = await self._invoke(entry, call)
+        except ModelScalingFromZeroError:
+            return await self.waker.hold(
+                entry, partial(self._invoke, entry, call), self.settings.wake_wait_seconds, request
+            )
+        if entry.inference_component is not None:
+            self.waker.succeeded(entry)
+        return answer
+
+    async def _invoke(self, entry: RegistryEntry, call: UpstreamCall) -> UpstreamResponse:
         return await self.sagemaker.invoke(
-            endpoint,
+            entry.endpoint,
             call.body,
             content_type=call.content_type,
             accept=call.accept,
             custom_attributes=call.custom_attributes,
+            inference_component=entry.inference_component,
         )
 
     async def invoke_all(
-        self, endpoint: str, calls: list[UpstreamCall], concurrency: int = 4
+        self,
+        entry: RegistryEntry,
+        calls: list[UpstreamCall],
+        concurrency: int = 4,
+        request: Request | None = None,
     ) -> list[UpstreamResponse]:
         """Several calls (batches of one request), a few at a time, answers in order.
         The first failure, or the caller's cancellation (its client left), cancels
@@ -45,10 +74,10 @@ class Services:
 
         async def one(call: UpstreamCall) -> UpstreamResponse:
             async with limit:
-                return await self.invoke(endpoint, call)
+                return await self.invoke(entry, call, request)
 
         if len(calls) == 1:
-            return [await self.invoke(endpoint, calls[0])]
+            return [await self.invoke(entry, calls[0], request)]
         tasks = [asyncio.ensure_future(one(c)) for c in calls]
         try:
             return list(await asyncio.gather(*tasks))
@@ -59,18 +88,40 @@ class Services:
                 await asyncio.wait(tasks)
 
     async def open_stream(
-        self, endpoint: str, call: UpstreamCall
+        self,
+        entry: RegistryEntry,
+        call: UpstreamCall,
+        *,
+        wait: bool = True,
+        request: Request | None = None,
     ) -> tuple[UpstreamStream, AsyncIterator[bytes | None]]:
         """The stream and its parts (None where a keep-alive is due); a failure to
         start raises here, before any response goes out."""
-        stream = await self.sagemaker.open_stream(
-            endpoint,
+        try:
+            stream = await self._open_stream(entry, call)
+        except ModelScalingFromZeroError:
+            if not wait:
+                raise
+            stream = await self.waker.hold(
+                entry,
+                partial(self._open_stream, entry, call),
+                self.settings.wake_wait_seconds,
+                request,
+            )
+        else:
+            if entry.inference_component is not None:
+                self.waker.succeeded(entry)
+        return stream, stream.parts(self.settings.keepalive_seconds)
+
+    async def _open_stream(self, entry: RegistryEntry, call: UpstreamCall) -> UpstreamStream:
+        return await self.sagemaker.open_stream(
+            entry.endpoint,
             call.body,
             content_type=call.content_type,
             accept=call.accept,
             custom_attributes=call.custom_attributes,
+            inference_component=entry.inference_component,
         )
-        return stream, stream.parts(self.settings.keepalive_seconds)
 
     async def aclose(self) -> None:
         await self.sagemaker.aclose()

@@ -27,7 +27,8 @@ costs one write instead of one per chunk.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 from starlette.responses import StreamingResponse
@@ -218,6 +219,46 @@ async def sse_body(items: AsyncIterator[T | None], render: Renderer[T]) -> Async
     end = render.done()
     if end:
         yield end
+
+
+async def held_sse_body(
+    opened: Awaitable[AsyncIterator[T | None]],
+    render: Renderer[T],
+    waiting: bytes,
+    every: float,
+) -> AsyncIterator[bytes]:
+    """An SSE body whose stream cannot open yet (a model waking from zero, wake.py):
+    the response has started, and `waiting` (an SSE comment, which every client
+    skips) goes out at once and after each `every` seconds until `opened` gives the
+    started stream, rendered then as `sse_body` renders it. If it fails, the shape's
+    error event and terminator. The client leaving cancels `opened` (and so the
+    wait) at once."""
+    task = asyncio.ensure_future(opened)
+    items: AsyncIterator[T | None] | None = None
+    handed = False
+    try:
+        try:
+            yield waiting
+            while not (await asyncio.wait((task,), timeout=every))[0]:
+                yield waiting
+            items = task.result()
+        except ProxyError as exc:
+            yield render.open() + (render.error(exc) or b"") + render.done()
+            return
+        except Exception:  # noqa: BLE001  (logged) a bug must still end the stream cleanly
+            logger.exception("stream failed to open")
+            failure = UpstreamError("The model's response could not be read.")
+            yield render.open() + (render.error(failure) or b"") + render.done()
+            return
+        handed = True
+        async for write in sse_body(items, render):
+            yield write
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait((task,))  # its cleanup (the wake's bookkeeping) done
+        elif items is not None and not handed:
+            await items.aclose()  # type: ignore[attr-defined]
 
 
 def sse_response(items: AsyncIterator[T | None], render: Renderer[T]) -> StreamingResponse:

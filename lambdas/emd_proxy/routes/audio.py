@@ -211,7 +211,7 @@ async def transcribe(request: Request) -> Response:
     if stream:
         fmt = req.engine.stream_format
         call = req.engine.build(req.entry, audio, req.fields(fmt))
-        answer = await svc.invoke(req.entry.endpoint, call)
+        answer = await svc.invoke(req.entry, call, request)
         transcript = req.engine.parse(answer.body, answer.content_type, fmt)
         return Response(
             _transcript_events(transcript, fmt),
@@ -219,7 +219,7 @@ async def transcribe(request: Request) -> Response:
             headers={"Cache-Control": "no-cache"},
         )
     call = req.engine.build(req.entry, audio, req.fields())
-    answer = await svc.invoke(req.entry.endpoint, call)
+    answer = await svc.invoke(req.entry, call, request)
     transcript = req.engine.parse(answer.body, answer.content_type, req.response_format)
     return Response(transcript.body, media_type=transcript.content_type)
 
@@ -245,7 +245,7 @@ async def translate(request: Request) -> Response:
         )
     audio = await _read(request, req.form)
     call = req.engine.build_translation(req.entry, audio, req.fields())
-    answer = await svc.invoke(req.entry.endpoint, call)
+    answer = await svc.invoke(req.entry, call, request)
     transcript = req.engine.parse(answer.body, answer.content_type, req.response_format)
     if req.response_format == "verbose_json":
         transcript = _as_translation(transcript)

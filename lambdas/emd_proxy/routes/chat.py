@@ -6,12 +6,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..generation import answer_chat, chat_model, open_chat
+from ..generation import answer_chat, chat_model, open_chat, stream_sse
 from ..jsonio import StrictJsonRoute
 from ..openapi import BEARER_AUTH, ERROR_RESPONSES, event_stream
 from ..schemas.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from ..shapes.chat import ChatEvents
-from ..streaming import sse_response, started
 
 router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
@@ -35,5 +34,9 @@ async def create_chat_completion(
     entry = chat_model(request, body.model)
     if not body.stream:
         return JSONResponse(await answer_chat(request, entry, body))
-    batches = await open_chat(request, entry, body)
-    return sse_response(await started(batches), ChatEvents(include_usage=body.wants_usage_chunk))
+    return await stream_sse(
+        request,
+        entry,
+        lambda: open_chat(request, entry, body, wait=False),
+        ChatEvents(include_usage=body.wants_usage_chunk),
+    )

@@ -8,12 +8,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..engines import adapter
-from ..generation import answer_completion, chat_model, open_generation
+from ..generation import answer_completion, chat_model, open_generation, stream_sse
 from ..jsonio import StrictJsonRoute
 from ..openapi import BEARER_AUTH, ERROR_RESPONSES, event_stream
 from ..schemas.completions import CompletionRequest, TextCompletion
 from ..shapes.completions import ID_PREFIX, CompletionEvents, TextChunks
-from ..streaming import sse_response, started
 
 router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
@@ -39,7 +38,12 @@ async def create_completion(
         return JSONResponse(await answer_completion(request, entry, body))
     engine = adapter(entry, "chat")
     call = engine.completion_call(body, entry)
-    batches = await open_generation(request, entry, call, TextChunks(engine.fixer(body)), ID_PREFIX)
-    return sse_response(
-        await started(batches), CompletionEvents(include_usage=body.wants_usage_chunk)
+    return await stream_sse(
+        request,
+        entry,
+        # A fresh fixer for each opening (a model waking from zero is opened again).
+        lambda: open_generation(
+            request, entry, call, TextChunks(engine.fixer(body)), ID_PREFIX, wait=False
+        ),
+        CompletionEvents(include_usage=body.wants_usage_chunk),
     )

@@ -84,7 +84,7 @@ async def create_embeddings(body: EmbeddingsRequest, request: Request) -> dict[s
     batches = [inputs[i : i + size] for i in range(0, len(inputs), size)]
     calls = [engine.build(batch, native, extra) for batch in batches]  # type: ignore[arg-type]
     try:
-        answers = await svc.invoke_all(entry.endpoint, calls)
+        answers = await svc.invoke_all(entry, calls, request=request)
     except InvalidRequestError as exc:
         # The engine refused the size it was asked for (TEI: larger than the model's
         # vectors; vLLM: not one of the model's matryoshka_dimensions).

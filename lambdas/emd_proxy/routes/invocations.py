@@ -51,9 +51,11 @@ async def invoke(body: InvocationsRequest, request: Request) -> Response:
     check_custom_attributes(body.custom_attributes, entry)
     call = UpstreamCall(_payload(body), body.content_type, body.accept, body.custom_attributes)
     if not body.stream:
-        answer = await svc.invoke(entry.endpoint, call)
+        answer = await svc.invoke(entry, call, request)
         return Response(answer.body, media_type=answer.content_type)
-    upstream, parts = await svc.open_stream(entry.endpoint, call)
+    # A model waking from zero is waited for as for a non-stream request: the
+    # stream's framing is the container's, so there is no comment to hold it with.
+    upstream, parts = await svc.open_stream(entry, call, request=request)
     # The first part is read before the response starts, so a stream that fails at
     # once keeps its real status (a cut after a 200 is all a client could see later).
     return sse_response(await started(parts), RawEvents(upstream.content_type))

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..generation import answer_chat, chat_model, open_chat
+from ..generation import answer_chat, chat_model, open_chat, stream_sse
 from ..jsonio import StrictJsonRoute
 from ..openapi import BEARER_AUTH, event_stream
 from ..schemas.messages import (
@@ -24,7 +24,6 @@ from ..schemas.messages import (
 )
 from ..shapes.anthropic import MessageEvents, to_message
 from ..shapes.anthropic_request import estimate_input_tokens, to_chat_request
-from ..streaming import sse_response, started
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -70,8 +69,12 @@ async def create_message(
     if not body.stream:
         completion = await answer_chat(request, entry, chat)
         return JSONResponse(to_message(completion, stop_sequences=stops))
-    batches = await open_chat(request, entry, chat)
-    return sse_response(await started(batches), MessageEvents(entry.id, stops))
+    return await stream_sse(
+        request,
+        entry,
+        lambda: open_chat(request, entry, chat, wait=False),
+        MessageEvents(entry.id, stops),
+    )
 
 
 @router.post(

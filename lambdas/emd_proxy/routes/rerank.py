@@ -38,7 +38,7 @@ async def rerank(body: RerankRequest, request: Request) -> dict[str, Any]:
     size = engine.max_batch
     starts = list(range(0, len(texts), size))
     calls = [engine.build(body.query, texts[s : s + size], extra) for s in starts]
-    answers = await svc.invoke_all(entry.endpoint, calls)
+    answers = await svc.invoke_all(entry, calls, request=request)
     scores: list[Score] = []
     tokens: int | None = 0
     for start, answer in zip(starts, answers, strict=True):

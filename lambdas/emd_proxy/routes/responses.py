@@ -9,13 +9,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..generation import answer_chat, chat_model, open_chat
+from ..generation import answer_chat, chat_model, open_chat, stream_sse
 from ..jsonio import StrictJsonRoute
 from ..openapi import BEARER_AUTH, ERROR_RESPONSES, event_stream
 from ..schemas.responses import Response, ResponsesRequest, ResponseStreamEvent
 from ..shapes.responses import Envelope, ResponseEvents, from_completion
 from ..shapes.responses_input import stateless_error, to_chat
-from ..streaming import sse_response, started
 
 router = APIRouter(route_class=StrictJsonRoute, responses=ERROR_RESPONSES)
 
@@ -45,8 +44,12 @@ async def create_response(
     if not body.stream:
         completion = await answer_chat(request, entry, chat)
         return JSONResponse(from_completion(completion, envelope))
-    batches = await open_chat(request, entry, chat)
-    return sse_response(await started(batches), ResponseEvents(envelope))
+    return await stream_sse(
+        request,
+        entry,
+        lambda: open_chat(request, entry, chat, wait=False),
+        ResponseEvents(envelope),
+    )
 
 
 @router.get("/v1/responses/{response_id:path}", response_model=None, openapi_extra=BEARER_AUTH)
