@@ -78,6 +78,7 @@ def test_serve_prints_url_and_key_that_work(
     state = json.loads((config_dir / "serve.json").read_text())
     assert state["base_url"] == url
     assert state["pid"] == proc.pid
+    assert "control_url" not in state  # scale to zero is off unless asked for
     client = openai.OpenAI(base_url=url, api_key=key, max_retries=0)
     answer = client.chat.completions.create(
         model="echo/local", messages=[{"role": "user", "content": "it works"}]
