@@ -94,7 +94,7 @@ class ModelChoice(BaseModel):
     id: str
     tag: str = DEFAULT_TAG
     instance_type: str | None = None
-    # Real-time endpoints cannot scale to zero, so at least one instance runs.
+    # A model endpoint runs at least one instance (only scale_to_zero goes below).
     min_capacity: int = Field(default=1, ge=1, le=100)
     max_capacity: int | None = Field(default=None, ge=1, le=100)
     # Hostnames the container may download media URLs from (vLLM vision models only).
@@ -229,10 +229,16 @@ class ModelDeployment:
 
     @property
     def min_capacity(self) -> int:
+        """Instances at rest (0 for a scale-to-zero model: what `emd doctor` prices)."""
+        if self.scale_to_zero is not None:
+            return 0
         return self.choice.min_capacity
 
     @property
     def max_capacity(self) -> int:
+        """Instances at most (what the GPU quota must allow)."""
+        if self.scale_to_zero is not None:
+            return self.scale_to_zero.max_copies
         return self.choice.max_capacity or self.choice.min_capacity
 
     def registry_entry(self) -> RegistryEntry:

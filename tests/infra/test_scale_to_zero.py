@@ -309,5 +309,8 @@ def test_scale_to_zero_is_off_by_default_and_takes_defaults_when_true() -> None:
     assert s2z.scale_to_zero is not None
     assert (s2z.scale_to_zero.idle_minutes, s2z.scale_to_zero.max_copies) == (15, 1)
     assert s2z.inference_component == s2z.endpoint_name
+    # What `emd doctor` prices at rest (0 instances) and checks the GPU quota for.
+    assert (s2z.min_capacity, s2z.max_capacity) == (0, 1)
+    assert (plain.min_capacity, plain.max_capacity) == (1, 1)
     assert config.components_of("chat") == ["emd-qwen3-8b-dev"]
     assert config.components_of("embeddings") == []
