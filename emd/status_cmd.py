@@ -21,6 +21,7 @@ from .status_view import (
     print_problems,
     progress_line,
     render,
+    scale_cell,
     stderr_console,
     stdout_console,
 )
@@ -46,7 +47,10 @@ def run_status(
         if local:
             if watching:
                 raise CliError("--watch applies to a deployment, not to --local")
-            _print_local(out, collect_local(), show_key, as_json)
+            report = collect_local()
+            _print_local(out, report, show_key, as_json)
+            for warning in report.warnings:
+                err.print(f"[yellow]emd status: warning: {escape(warning)}[/yellow]")
             return 0
         aws = Aws(region)
         if not watching:
@@ -87,13 +91,25 @@ def _print_local(out: Console, report: LocalReport, show_key: bool, as_json: boo
     out.print(f"[bold]EMD gateway[/bold] (local, pid {report.pid})")
     out.print(f"Base URL: [cyan]{escape(report.base_url)}[/cyan]")
     out.print(f"API key:  {escape(key or '(unknown)')}")
+    scaling = any(model.get("inference_component") for model in report.models)
     table = Table(title="Models", title_justify="left")
-    for column in ("model", "families", "engine"):
+    for column in ("model", "families", "engine", *(("scale",) if scaling else ())):
         table.add_column(column)
     for model in report.models:
-        table.add_row(
+        cells = [
             Text(model["id"] or "-"),
             Text(", ".join(model["families"])),
             Text(model["engine"] or "-"),
-        )
+        ]
+        if scaling:
+            cells.append(
+                scale_cell(
+                    model["inference_component"],
+                    model["scale_state"],
+                    model["copy_count"],
+                    model["desired_copy_count"],
+                    model["last_wake_seconds"],
+                )
+            )
+        table.add_row(*cells)
     out.print(table)

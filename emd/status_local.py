@@ -1,5 +1,6 @@
 """`emd status --local`: the `emd serve` recorded in serve.json, checked live (its
-process, GET /health, and GET /v1/models with the local key)."""
+process, GET /health, and GET /v1/models with the local key), and with
+`--scale-to-zero-after` its inference components (GET <control_url>/_emulator/components)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from typing import Any
 
 import httpx
 
+from emd_proxy.registry import endpoint_name
+
 from . import config
 from .errors import CliError
 from .keys import default_key, mask
+from .status_scale import SCALE_JSON_FIELDS, scale_state
 
 _TIMEOUT = httpx.Timeout(5.0)
 
@@ -23,6 +27,7 @@ class LocalReport:
     pid: int
     api_key: str | None
     models: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # stderr; the exit code stays 0
 
     def to_json(self, show_key: bool) -> dict[str, Any]:
         return {
@@ -45,8 +50,45 @@ def collect_local() -> LocalReport:
     # trust_env=False: a corporate HTTP(S)_PROXY must not capture loopback calls.
     with httpx.Client(timeout=_TIMEOUT, trust_env=False) as http:
         _check_health(http, base_url, pid)
-        models = _list_models(http, base_url, key)
-    return LocalReport(base_url, pid, key, models)
+        report = LocalReport(base_url, pid, key, _list_models(http, base_url, key))
+        # What each model's component is called (a local component is named as its
+        # model's endpoint); not part of the output.
+        endpoints = [model.pop("endpoint") for model in report.models]
+        control_url = state.get("control_url")
+        if control_url:
+            _add_components(http, str(control_url).rstrip("/"), report, endpoints)
+    return report
+
+
+def _add_components(
+    http: httpx.Client, control_url: str, report: LocalReport, endpoints: list[str | None]
+) -> None:
+    """Each model's component fields; unreadable rows leave them null, with a warning."""
+    url = f"{control_url}/_emulator/components"
+    try:
+        response = http.get(url)
+        response.raise_for_status()
+        rows = response.json()["components"]
+        by_name = {str(row["name"]): row for row in rows}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        report.warnings.append(f"cannot read the inference components from {url}: {exc}")
+        return
+    for model, endpoint in zip(report.models, endpoints, strict=True):
+        row = by_name.get(endpoint or "")
+        if row is not None:
+            model.update(_component_fields(row))
+
+
+def _component_fields(row: dict[str, Any]) -> dict[str, Any]:
+    current, desired = row.get("current_copy_count"), row.get("desired_copy_count")
+    return {
+        "instance_count": row.get("instance_count"),
+        "inference_component": row.get("name"),
+        "copy_count": current,
+        "desired_copy_count": desired,
+        "scale_state": scale_state(row.get("status"), current, desired, bool(row.get("waking"))),
+        "last_wake_seconds": row.get("last_wake_seconds"),
+    }
 
 
 def _serve_state() -> dict[str, Any]:
@@ -124,6 +166,16 @@ def _list_models(http: httpx.Client, base_url: str, key: str | None) -> list[dic
                 "id": card.get("id"),
                 "families": extra.get("families", []),
                 "engine": extra.get("engine"),
+                # The same shape as `emd status --json` rows: null where nothing applies
+                # (a laptop has no instance price, so the costs always are).
+                "instance_count": None,
+                **dict.fromkeys(SCALE_JSON_FIELDS),
+                "endpoint": _local_endpoint(extra),
             }
         )
     return models
+
+
+def _local_endpoint(extra: dict[str, Any]) -> str | None:
+    model, tag = extra.get("model"), extra.get("tag")
+    return endpoint_name(model, tag) if isinstance(model, str) and isinstance(tag, str) else None
