@@ -55,10 +55,20 @@ class LocalGateway:
     stack: LocalStack
     registry: Registry
     _servers: BackgroundServers
+    # AWS_ENDPOINT_URL_SAGEMAKER before this gateway set it (scale to zero), put back
+    # on stop: a later `sagemaker` client (moto's, in other tests) must not find a dead
+    # control plane there.
+    _control_env: tuple[bool, str | None] = (False, None)
 
     def stop(self) -> None:
         self._servers.stop()
         self.stack.stop()
+        was_set, previous = self._control_env
+        if was_set:
+            if previous is None:
+                os.environ.pop("AWS_ENDPOINT_URL_SAGEMAKER", None)
+            else:
+                os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] = previous
 
 
 def start_local_gateway(
@@ -82,6 +92,7 @@ def start_local_gateway(
         scale_to_zero_after=scale_to_zero_after,
         simulated_load_seconds=simulated_load_seconds,
     ).start()
+    control_env = (bool(stack.control_url), os.environ.get("AWS_ENDPOINT_URL_SAGEMAKER"))
     point_boto3_at(stack.emulator_url, stack.control_url)
     registry = Registry([*stack.registry.entries(), *extra_entries])
     app = create_app(settings or Settings.from_env(), registry=registry, keys=KeyStore.static(keys))
@@ -89,4 +100,4 @@ def start_local_gateway(
     # The read limits `emd serve` puts on its socket (the defaults unless given).
     url = servers.add(app, lifespan=True, limits=limits or ReadLimits())
     servers.start()
-    return LocalGateway(f"{url}/v1", stack, registry, servers)
+    return LocalGateway(f"{url}/v1", stack, registry, servers, control_env)
