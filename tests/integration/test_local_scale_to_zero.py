@@ -288,3 +288,46 @@ def test_a_real_model_is_freed_at_zero_and_loaded_again_on_wake(model_id: str) -
         assert model_id in stack.containers
     finally:
         stack.stop()
+
+
+def test_an_open_stream_holds_its_copy_until_it_ends(s2z: LocalGateway) -> None:
+    components = s2z.stack.components
+    emulator = s2z.stack.emulator
+    assert components is not None and emulator is not None
+    components.idle_after = 600.0
+    s2z.stack.fault(ECHO_COMPONENT, "stall", seconds=2.0, after=1)
+    body = json.dumps({"messages": [{"role": "user", "content": "a b c d"}], "stream": True})
+    answer = runtime(s2z.stack.emulator_url).invoke_endpoint_with_response_stream(
+        EndpointName=ECHO_COMPONENT,
+        InferenceComponentName=ECHO_COMPONENT,
+        Body=body,
+        ContentType="application/json",
+    )
+    wait_until(lambda: emulator.stats.streams_open == 1)
+    # Mid-stream (stalled after its first part): even with no idle time allowed, the
+    # reaper leaves the copy alone.
+    components.idle_after = 0.001
+    assert components.reap() == []
+    assert components.get(ECHO_COMPONENT).current == 1  # type: ignore[union-attr]
+    components.idle_after = 600.0
+    assert len(list(answer["Body"])) > 1
+    assert components.get(ECHO_COMPONENT).in_flight == 0  # type: ignore[union-attr]
+
+
+def test_an_update_to_zero_copies_unloads_the_model(s2z: LocalGateway) -> None:
+    components = s2z.stack.components
+    assert components is not None
+    sagemaker = control(s2z.stack.control_url)
+    sagemaker.update_inference_component_runtime_config(
+        InferenceComponentName=ECHO_COMPONENT, DesiredRuntimeConfig={"CopyCount": 0}
+    )
+    described = sagemaker.describe_inference_component(InferenceComponentName=ECHO_COMPONENT)
+    assert described["RuntimeConfig"]["DesiredCopyCount"] == 0
+    wait_until(
+        lambda: (
+            sagemaker.describe_inference_component(InferenceComponentName=ECHO_COMPONENT)[
+                "RuntimeConfig"
+            ]["CurrentCopyCount"]
+            == 0
+        )
+    )
