@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 from emd.cli import app
 from emd.local.gateway import LocalGateway
 from tests.integration.conftest import ECHO_COMPONENT, KEY
+from tests.integration.test_serve_cli import start, wait_for_banner
 
 runner = CliRunner()
 STAND_IN_KEY = "sk-stand-in"
@@ -328,3 +329,91 @@ def test_status_during_and_after_a_wake_of_a_real_component(
     assert (awake["copy_count"], awake["desired_copy_count"], awake["instance_count"]) == (1, 1, 1)
     assert awake["last_wake_seconds"] >= 3.0
     assert awake["hourly_cost_now"] is None  # no price for a laptop
+
+
+# --- a real `emd serve --scale-to-zero-after` process ------------------------------------
+
+ECHO_LOAD_SECONDS = 4.0  # long enough for a few `emd status` processes during the wake
+
+
+@pytest.fixture
+def served_s2z(config_dir: Path, monkeypatch) -> Iterator[tuple[str, str, str]]:
+    """(base URL, key, control URL) of `emd serve -m echo/local --scale-to-zero-after`
+    with an idle period no test reaches (the admin route unloads instead)."""
+    monkeypatch.delenv("EMD_API_KEY", raising=False)
+    proc = start(
+        config_dir,
+        *("--port", "0", "--scale-to-zero-after", "600"),
+        *("--echo-load-seconds", str(ECHO_LOAD_SECONDS)),
+        env={"EMD_API_KEY": ""},
+    )
+    try:
+        url, key = wait_for_banner(proc)
+        control_url = json.loads((config_dir / "serve.json").read_text())["control_url"]
+        yield url, key, control_url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def test_emd_status_local_during_and_after_a_wake_by_a_streamed_request(served_s2z) -> None:
+    url, key, control_url = served_s2z
+
+    def status_row() -> dict[str, Any]:
+        done = emd_subprocess("status", "--local", "--json")
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+        return rows(json.loads(done.stdout))["echo/local"]
+
+    def state_is(state: str) -> Callable[[], dict[str, Any] | None]:
+        return lambda: r if (r := status_row())["scale_state"] == state else None
+
+    assert status_row()["scale_state"] == "in_service"
+    unloaded = httpx.post(f"{control_url}/_emulator/components/{ECHO_COMPONENT}/unload")
+    assert unloaded.status_code == 200, unloaded.text
+    asleep = poll(state_is("scaled_to_zero"), "scaled_to_zero")
+    assert (asleep["copy_count"], asleep["desired_copy_count"], asleep["instance_count"]) == (
+        0,
+        0,
+        0,
+    )
+
+    # A streamed chat request finds no copy: the gateway wakes the component and holds
+    # the stream (keep-alive comments) until the model answers.
+    answer: dict[str, Any] = {}
+
+    def stream() -> None:
+        with httpx.stream(
+            "POST",
+            f"{url}/chat/completions",
+            headers={"Authorization": f"Bearer {key}"},
+            json={
+                "model": "echo/local",
+                "stream": True,
+                "messages": [{"role": "user", "content": "wake up"}],
+            },
+            timeout=60,
+            trust_env=False,
+        ) as response:
+            answer["status"] = response.status_code
+            answer["body"] = response.read().decode()
+
+    request = threading.Thread(target=stream)
+    request.start()
+    try:
+        waking = poll(state_is("waking"), "waking")
+        assert waking["desired_copy_count"] == 1
+        assert waking["copy_count"] == 0
+        table = emd_subprocess("status", "--local").stdout
+        assert "waking 0/1 copies" in table
+    finally:
+        request.join(timeout=60)
+    assert answer["status"] == 200
+    assert "data: [DONE]" in answer["body"]
+    assert '"error"' not in answer["body"]
+    assert "wake" in answer["body"]  # echo streams the message back
+
+    awake = poll(state_is("in_service"), "in_service")
+    assert (awake["copy_count"], awake["desired_copy_count"], awake["instance_count"]) == (1, 1, 1)
+    assert awake["last_wake_seconds"] >= ECHO_LOAD_SECONDS  # the simulated load, at least
