@@ -246,7 +246,7 @@ class Waker:
     def _join(self, entry: RegistryEntry, now: float) -> _Wake:
         component = entry.inference_component or ""
         wake = self._wakes.get(component)
-        if wake is None or now - wake.first_refusal > EPISODE_MAX_SECONDS:
+        if wake is None or now - wake.first_refusal > EPISODE_MAX_SECONDS or _failed(wake):
             wake = self._wakes[component] = _Wake(entry, now)
         if wake.waiters == 0 and (wake.start is None or wake.start.done()):
             # A new burst: (re)start, which only asks for a copy if nobody has.
@@ -375,6 +375,19 @@ def _aws(exc: Exception) -> dict[str, Any]:
     if isinstance(exc, ClientError):
         return {"aws_error_code": exc.response.get("Error", {}).get("Code", "")}
     return {"aws_error_code": type(exc).__name__}
+
+
+def _failed(wake: _Wake) -> bool:
+    """A wake whose start failed and nobody waits on any more: the next refusal
+    begins a new one (and its duration counts from then)."""
+    start = wake.start
+    return (
+        wake.waiters == 0
+        and start is not None
+        and start.done()
+        and not start.cancelled()
+        and start.exception() is not None
+    )
 
 
 def _retrieved(future: asyncio.Future[None]) -> None:

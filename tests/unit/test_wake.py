@@ -265,6 +265,18 @@ async def test_control_plane_failure_is_a_503_with_retry_after(
 
 
 @sync
+async def test_after_a_failed_start_the_next_request_starts_again() -> None:
+    control = Control()
+    control.update_error = client_error("ThrottlingException")
+    w = waker(control)
+    with pytest.raises(ModelScalingFromZeroError):
+        await w.hold(entry(), Upstream(control), 5.0)
+    control.update_error = None
+    assert await w.hold(entry(), Upstream(control), 5.0) == "answer"
+    assert control.updates == 2
+
+
+@sync
 async def test_a_wait_of_zero_answers_at_once_after_asking_for_a_copy() -> None:
     control = Control(load_polls=1000)
     call = Upstream(control)
