@@ -333,7 +333,7 @@ def test_status_during_and_after_a_wake_of_a_real_component(
 
 # --- a real `emd serve --scale-to-zero-after` process ------------------------------------
 
-ECHO_LOAD_SECONDS = 4.0  # long enough for a few `emd status` processes during the wake
+ECHO_LOAD_SECONDS = 5.0  # long enough for a few `emd status` processes during the wake
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import boto3
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.integration.conftest import ECHO_COMPONENT
 from tests.moto_deployment import (
     AWS_ENV_TO_CLEAR,
     BASE_URL,
@@ -28,10 +30,21 @@ from tests.moto_deployment import (
     set_endpoint,
     set_stack,
     stack_name,
+    template,
 )
 
 QWEN = ModelSpec("Qwen3-8B/dev", instance_type="ml.p3.2xlarge")
 BGE = ModelSpec("bge-m3/dev", engine="tei", families=("embeddings", "rerank"), instance_count=2)
+SCALE_TO_ZERO_FIELDS = (
+    "inference_component",
+    "copy_count",
+    "desired_copy_count",
+    "instance_count",
+    "scale_state",
+    "last_wake_seconds",
+    "hourly_cost_now",
+    "hourly_cost_full",
+)
 # The scale-to-zero fields of a model without an inference component.
 NOT_SCALE_TO_ZERO = {
     "inference_component": None,
@@ -228,3 +241,88 @@ def test_keys_round_trip_against_a_moto_server(env) -> None:
     last = emd(env, "keys", "revoke", "default")
     assert last.returncode == 1
     assert "last key" in last.stderr
+
+
+# --- scale to zero: SageMaker from the local control plane --------------------------------
+
+
+def test_status_of_a_scale_to_zero_model_over_the_wire(env, s2z_gateway, monkeypatch) -> None:
+    """moto 5.2.5 has no inference components, so SageMaker here is emd/local's control
+    plane (AWS_ENDPOINT_URL_SAGEMAKER: DescribeEndpoint and DescribeInferenceComponent
+    in SageMaker's JSON protocol) and everything else moto; `emd status --json` runs as
+    a process while the component sleeps, wakes and serves."""
+    components = s2z_gateway.stack.components
+    monkeypatch.setattr(components, "idle_after", 600.0)
+    monkeypatch.setattr(components, "simulated_load_seconds", 5.0)  # time to look
+    control_url = s2z_gateway.stack.control_url
+    deploy([])
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName="EMD-Model-echo-local",
+        TemplateBody=template(
+            {
+                "ModelId": "echo/local",
+                "EndpointName": ECHO_COMPONENT,
+                "InferenceComponentName": ECHO_COMPONENT,
+                "Engine": "vllm",
+                "InstanceType": "ml.g4dn.xlarge",
+                "Families": "chat",
+            }
+        ),
+    )
+    boto3.client("cloudwatch", region_name=REGION).put_metric_data(
+        Namespace="EMD",
+        MetricData=[
+            {
+                "MetricName": "WakeSeconds",
+                "Dimensions": [
+                    {"Name": "model", "Value": "echo/local"},
+                    {"Name": "service", "Value": "emd-proxy"},
+                ],
+                "Value": 187.0,
+                "Unit": "Seconds",
+            }
+        ],
+    )
+    status_env = env | {"AWS_ENDPOINT_URL_SAGEMAKER": control_url}
+
+    def row() -> dict:
+        done = emd(status_env, "status", "--json")
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+        [model] = json.loads(done.stdout)["models"]
+        return model
+
+    s2z_gateway.stack.scale_to_zero(ECHO_COMPONENT)
+    asleep = row()
+    assert {k: asleep[k] for k in SCALE_TO_ZERO_FIELDS} == {
+        "inference_component": ECHO_COMPONENT,
+        "copy_count": 0,
+        "desired_copy_count": 0,
+        "instance_count": 0,
+        "scale_state": "scaled_to_zero",
+        "last_wake_seconds": 187.0,
+        "hourly_cost_now": 0.0,
+        "hourly_cost_full": 0.7364,  # MaxInstanceCount 1 of ml.g4dn.xlarge
+    }
+    boto3.client(
+        "sagemaker", region_name=REGION, endpoint_url=control_url
+    ).update_inference_component_runtime_config(
+        InferenceComponentName=ECHO_COMPONENT, DesiredRuntimeConfig={"CopyCount": 1}
+    )
+    waking = row()
+    assert (waking["scale_state"], waking["copy_count"], waking["desired_copy_count"]) == (
+        "waking",
+        0,
+        1,
+    )
+    table = emd(status_env, "status").stdout
+    assert "waking 0/1 copies, last wake 3m 07s" in table
+    deadline = time.monotonic() + 30
+    while (awake := row())["scale_state"] != "in_service":
+        assert time.monotonic() < deadline, awake
+        time.sleep(0.05)
+    assert (awake["copy_count"], awake["instance_count"], awake["hourly_cost_now"]) == (
+        1,
+        1,
+        0.7364,
+    )
