@@ -30,6 +30,7 @@ from .errors import CliError
 from .keys import default_key, mask
 from .status_scale import (
     SCALE_JSON_FIELDS,
+    WAKING,
     describe_component,
     full_scale_instances,
     last_wake_seconds,
@@ -132,11 +133,12 @@ class StatusReport:
     @property
     def settled(self) -> bool:
         """Nothing left to wait for: every endpoint is InService or Failed, or cannot
-        change without a new deployment (missing after its stack finished)."""
+        change without a new deployment (missing after its stack finished), and no
+        scale-to-zero model is waking."""
         if self.api_stack_status and self.api_stack_status.endswith("_IN_PROGRESS"):
             return False
         for model in self.models:
-            if model.stack_in_progress:
+            if model.stack_in_progress or model.scale_state == WAKING:
                 return False
             if model.endpoint_status not in (*SETTLED_ENDPOINT, MISSING):
                 return False

@@ -144,6 +144,9 @@ def progress_line(report: StatusReport) -> str:
     for m in report.models:
         counts[m.endpoint_status] = counts.get(m.endpoint_status, 0) + 1
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no models"
+    waking = sum(m.scale_state == WAKING for m in report.models)
+    if waking:
+        summary += f", {waking} waking from zero"
     state = "done" if report.settled else "waiting"
     return f"emd status: {state}: {summary}"
 

@@ -20,6 +20,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from typer.testing import CliRunner
 
+from emd import status_cmd
 from emd.aws import Aws
 from emd.cli import app
 from emd.status_scale import scale_state
@@ -378,3 +379,28 @@ def test_no_component_calls_for_a_deployment_without_scale_to_zero(aws) -> None:
     assert code == 0, stderr
     assert stderr == ""
     assert models["bge-m3/dev"]["scale_state"] is None
+
+
+def test_watch_waits_for_a_waking_model(aws, monkeypatch) -> None:
+    create_api_stack()
+    name = deploy_scale_to_zero("Alpha/dev", current=0, desired=1)
+    aws.add(name, "Updating", 0, 1)  # first poll
+    aws.add(name, "InService", 1, 1)  # second poll: the same client, the next answer
+    pauses: list[float] = []
+
+    def fake_sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        set_endpoint(name, "InService", current=1, desired=1)
+
+    monkeypatch.setattr(status_cmd, "sleep", fake_sleep)
+    result = runner.invoke(app, ["status", "--watch", "--interval", "5", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert pauses == [5]
+    aws.assert_all_read()
+    progress = [line for line in result.stderr.splitlines() if line.startswith("emd status: ")]
+    assert progress == [
+        "emd status: waiting: 1 InService, 1 waking from zero",
+        "emd status: done: 1 InService",
+    ]
+    [model] = json.loads(result.stdout)["models"]
+    assert (model["scale_state"], model["instance_count"]) == ("in_service", 1)
