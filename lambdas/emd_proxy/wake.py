@@ -58,6 +58,8 @@ Run = Callable[..., Awaitable[Any]]  # WorkerPool.run: a blocking call off the l
 DEFAULT_WAKE_SECONDS = 240.0
 # A wake not seen to end within this long is forgotten (its duration would be wrong).
 EPISODE_MAX_SECONDS = 3600.0
+# How long a request that cannot wait still waits for the scale-out request to go out.
+START_GRACE_SECONDS = 5.0
 # Left of the Lambda's deadline for answering (the 503, or a stream's error event).
 LAMBDA_MARGIN_SECONDS = 3.0
 # Refusals of an update that may mean "another update is under way" (decided by a
@@ -197,11 +199,19 @@ class Waker:
                 retry_after=math.ceil(self._poll_seconds),
             )
         now = self._clock()
-        deadline = now + max(0.0, min(wait_seconds, lambda_seconds_left(request, self._wall())))
+        lambda_left = lambda_seconds_left(request, self._wall())
+        deadline = now + max(0.0, min(wait_seconds, lambda_left))
         wake = self._join(entry, now)
         wake.waiters += 1
         try:
-            await asyncio.shield(wake.start)  # type: ignore[arg-type]
+            # The scale-out request goes out even for a request that cannot wait (a
+            # wait of 0), within a grace of its own; it goes on if this one leaves.
+            grace = max(0.0, min(max(deadline - now, START_GRACE_SECONDS), lambda_left))
+            try:
+                async with asyncio.timeout(grace):
+                    await asyncio.shield(wake.start)  # type: ignore[arg-type]
+            except TimeoutError:
+                raise self._refusal(wake) from None
             while True:
                 left = deadline - self._clock()
                 if left <= 0 or not await self._until_ready(wake, left):

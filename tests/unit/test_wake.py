@@ -18,6 +18,7 @@ from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from emd_proxy import wake
 from emd_proxy.errors import ModelNotFoundError, ModelScalingFromZeroError
 from emd_proxy.registry import RegistryEntry
 from emd_proxy.sagemaker_client import INVOKE, SageMakerRuntime, _params
@@ -274,6 +275,22 @@ async def test_after_a_failed_start_the_next_request_starts_again() -> None:
     control.update_error = None
     assert await w.hold(entry(), Upstream(control), 5.0) == "answer"
     assert control.updates == 2
+
+
+@sync
+async def test_a_control_plane_that_does_not_answer_is_a_503_after_a_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(wake, "START_GRACE_SECONDS", 0.05)
+    control = Control()
+
+    async def silent(component: str) -> ComponentState:
+        await asyncio.Event().wait()
+        raise AssertionError
+
+    control.describe = silent  # type: ignore[method-assign]
+    with pytest.raises(ModelScalingFromZeroError):
+        await waker(control).hold(entry(), Upstream(control), 0.0)
 
 
 @sync
