@@ -28,6 +28,10 @@ LOCAL_AWS_ENV = {
 }
 
 
+# How often a held request asks the local control plane whether its model is up.
+LOCAL_WAKE_POLL_SECONDS = 0.2
+
+
 def point_boto3_at(emulator_url: str, control_url: str = "") -> None:
     """Local mode only: the emulator accepts any signature, so never sign with (or go
     looking for) the user's real AWS credentials. `control_url`: the local SageMaker
@@ -38,6 +42,11 @@ def point_boto3_at(emulator_url: str, control_url: str = "") -> None:
     os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = emulator_url
     if control_url:
         os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] = control_url
+        # The local control plane costs nothing to ask, and a local model loads in
+        # about a second: at the deployed 5 s poll a woken model could sit idle long
+        # enough for a short --scale-to-zero-after to unload it again before the held
+        # request saw it up.
+        os.environ.setdefault("EMD_WAKE_POLL_SECONDS", str(LOCAL_WAKE_POLL_SECONDS))
     # Both are on this machine: never through a HTTP(S)_PROXY set for the web.
     hosts = {urlsplit(url).hostname or "" for url in (emulator_url, control_url) if url}
     for name in ("NO_PROXY", "no_proxy"):

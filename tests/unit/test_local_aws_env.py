@@ -26,6 +26,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
         "AWS_ENDPOINT_URL_SAGEMAKER",
         "EMD_USAGE_METRICS",
+        "EMD_WAKE_POLL_SECONDS",
         "NO_PROXY",
         "no_proxy",
     ):
@@ -64,3 +65,19 @@ def test_the_control_plane_of_scale_to_zero_is_sagemakers_endpoint_url(
     point_boto3_at(EMULATOR, "http://localhost:41235")
     assert os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] == "http://localhost:41235"
     assert get_environ_proxies("http://localhost:41235") == {}
+
+
+def test_a_local_wake_is_polled_often_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # At the deployed 5 s poll, a model that loads in a second sat idle long enough for
+    # a short --scale-to-zero-after to unload it again before the held request saw it
+    # up: the request waited out its whole hold (found by hand with `emd serve
+    # --scale-to-zero-after 3`).
+    point_boto3_at(EMULATOR)
+    assert "EMD_WAKE_POLL_SECONDS" not in os.environ
+    point_boto3_at(EMULATOR, "http://localhost:41235")
+    assert float(os.environ["EMD_WAKE_POLL_SECONDS"]) < 1
+    monkeypatch.setenv("EMD_WAKE_POLL_SECONDS", "2")
+    point_boto3_at(EMULATOR, "http://localhost:41235")
+    assert os.environ["EMD_WAKE_POLL_SECONDS"] == "2"
