@@ -22,7 +22,7 @@ the instance type and ManagedInstanceScaling (0 to max_copies instances), and na
 execution role itself; the component (named as the endpoint) runs the Model on a whole
 instance. Application Auto Scaling then works on the component's copy count, 0 to
 max_copies: target tracking on invocations per copy (in to zero after idle_minutes),
-and a step policy (+1 copy) on an alarm on NoCapacityInvocationFailures, which
+and a step policy (to one copy) on an alarm on NoCapacityInvocationFailures, which
 SageMaker emits when a request finds no copy (target tracking cannot scale out of
 zero). The variant is not registered with Application Auto Scaling, and the component
 cannot change instance type in place: README says how such a change deploys.
@@ -52,11 +52,16 @@ SCALE_IN_COOLDOWN = cdk.Duration.minutes(10)
 SCALE_OUT_COOLDOWN = cdk.Duration.minutes(5)
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 # The step policy that wakes a component at zero copies, and its alarm, as the SageMaker
-# docs give them ("Scale an endpoint to zero instances"): +1 copy (ChangeInCapacity,
-# Maximum aggregation, 60 s cooldown) when NoCapacityInvocationFailures (Sum over 60 s,
-# 1 of 1 evaluation periods) is above the threshold. The docs' example threshold is 1
-# with GreaterThanThreshold, which needs two failed requests in a minute; 0 here, so
-# one failed request (a lone client) wakes the model too.
+# docs give them ("Scale an endpoint to zero instances"), with two changes. The docs add
+# one copy (ChangeInCapacity); here the policy sets exactly one (ExactCapacity): the
+# alarm stays in ALARM, and re-runs its action every minute, for as long as requests
+# keep failing, which they do through the minutes a wake takes, so +1 a minute would
+# climb to max_copies instances; and the gateway has usually asked for that copy
+# already (wake.py), which +1 would double. No-capacity failures happen only at zero
+# copies, so setting one never lowers a count target tracking raised. And the docs'
+# threshold is 1 with GreaterThanThreshold (two failed requests in a minute); 0 here,
+# so one failed request (a lone client) wakes the model too. Maximum aggregation, 60 s
+# cooldown; the alarm is Sum over 60 s, 1 of 1 evaluation periods.
 WAKE_COOLDOWN = cdk.Duration.seconds(60)
 WAKE_ALARM_PERIOD = cdk.Duration.seconds(60)
 # Scale-out cooldown of target tracking on a component, as in the docs' example.
@@ -275,7 +280,7 @@ class ModelEndpoint(Construct):
             self,
             "WakeFromZero",
             scaling_target=target,
-            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            adjustment_type=appscaling.AdjustmentType.EXACT_CAPACITY,
             metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
             cooldown=WAKE_COOLDOWN,
         )

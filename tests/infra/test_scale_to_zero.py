@@ -134,7 +134,9 @@ def test_copies_scale_from_zero_with_target_tracking_and_a_wake_alarm(s2z: Synth
     step_id, step = by_type["StepScaling"]
     assert step["ScalingTargetId"] == {"Ref": target_id}
     step_config = step["StepScalingPolicyConfiguration"]
-    assert step_config["AdjustmentType"] == "ChangeInCapacity"
+    # Exactly one copy: +1 would climb a copy a minute while a wake keeps failing
+    # requests (the alarm re-runs its action), and double the gateway's own wake.
+    assert step_config["AdjustmentType"] == "ExactCapacity"
     assert step_config["MetricAggregationType"] == "Maximum"
     assert step_config["Cooldown"] == 60
     assert step_config["StepAdjustments"] == [

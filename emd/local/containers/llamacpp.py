@@ -172,6 +172,12 @@ class LlamaCppContainer:
     def close(self) -> None:
         self._shutdown.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        # The weights go now (scale to zero unloads through here), not whenever the
+        # last stray reference to this object does; a generation still running keeps
+        # them until it ends.
+        with self._active_lock:
+            if self.active_generations == 0:
+                self._server = None
 
     def app(self) -> Starlette:
         return sagemaker_app(self.ping, self.invocations, vllm_dlc=True)
