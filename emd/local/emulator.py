@@ -323,12 +323,11 @@ class Emulator:
     def _lease(self, request: Request, endpoint: str) -> Lease | Response | None:
         """None when the endpoint has no inference components; else a hold on a copy
         of the one the call names, or SageMaker's refusal."""
-        if self.components is None:
-            return None
-        names = self.components.on_endpoint(endpoint)
-        if not names:
-            return None
         component = request.headers.get(_COMPONENT_HEADER)
+        names = self.components.on_endpoint(endpoint) if self.components is not None else ()
+        if not names:
+            # SageMaker's own refusal (quoted by SDK users: LiteLLM's tests carry it).
+            return _component_not_allowed() if component else None
         if not component:
             return aws_error(
                 "ValidationError",
@@ -506,6 +505,20 @@ def _forward_headers(request: Request) -> dict[str, str] | None:
     if any(not v.isascii() or not v.isprintable() for v in headers.values()):
         return None
     return headers
+
+
+def _component_not_allowed() -> Response:
+    return aws_error(
+        "ValidationError",
+        400,
+        {
+            "Message": (
+                "Inference Component Name header is not allowed for endpoints to which you "
+                "dont plan to deploy inference components. Please remove the Inference "
+                "Component Name header and try again."
+            )
+        },
+    )
 
 
 def invalid_headers() -> Response:

@@ -95,6 +95,26 @@ def test_an_invoke_without_the_component_header_is_sagemakers_validation_error(
     assert error["Message"].startswith("Inference Component Name header is required")
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_component_header_on_an_endpoint_without_components_is_refused(
+    gateway: LocalGateway, stream: bool
+) -> None:
+    # The session's plain stack (scale to zero off): SageMaker refuses the header there.
+    client = runtime(gateway.stack.emulator_url)
+    call = client.invoke_endpoint_with_response_stream if stream else client.invoke_endpoint
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        call(
+            EndpointName=ECHO_COMPONENT,
+            InferenceComponentName=ECHO_COMPONENT,
+            Body=HI,
+            ContentType="application/json",
+        )
+    assert info.value.response["Error"]["Code"] == "ValidationError"
+    assert info.value.response["Error"]["Message"].startswith(
+        "Inference Component Name header is not allowed"
+    )
+
+
 def test_an_unknown_component_is_a_validation_error(s2z: LocalGateway) -> None:
     with pytest.raises(botocore.exceptions.ClientError) as info:
         invoke(s2z, InferenceComponentName="emd-nope-local")
