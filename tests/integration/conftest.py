@@ -110,11 +110,12 @@ def start_s2z_gateway(
     *,
     idle_seconds: float = S2Z_IDLE_SECONDS,
     load_seconds: float = S2Z_LOAD_SECONDS,
+    models: tuple[str, ...] = (ECHO,),
 ) -> LocalGateway:
-    """A gateway over a scale-to-zero stack of echo/local alone (see `s2z_gateway`);
-    for a module that needs other proxy settings in a fixture of its own."""
+    """A gateway over a scale-to-zero stack of echo/local alone (see `s2z_gateway`), or
+    of `models`; for a module that needs other proxy settings in a fixture of its own."""
     return start_local_gateway(
-        [ECHO],
+        list(models),
         keys=KEYS,
         settings=settings or Settings(upstream_max_attempts=1),
         scale_to_zero_after=idle_seconds,
