@@ -212,14 +212,19 @@ class CatalogModel(BaseModel):
         return INSTANCE_TYPES[name]
 
     def container_environment(
-        self, instance: InstanceType, media_domains: Sequence[str] | None = None
+        self,
+        instance: InstanceType,
+        media_domains: Sequence[str] | None = None,
+        *,
+        gpus: int | None = None,
     ) -> dict[str, str]:
         """The container's environment on `instance`. `media_domains`: the hostnames
-        a media-fetching model may download from (None or empty: none, data: URLs only)."""
+        a media-fetching model may download from (None or empty: none, data: URLs only).
+        `gpus`: the GPUs it gets of the instance, when it shares one (default all)."""
         env = dict(self.environment)
         tp = TENSOR_PARALLEL_ENV.get(self.engine)
         if tp:
-            env[tp] = str(instance.gpus)
+            env[tp] = str(gpus or instance.gpus)
         if self.fetches_media:
             env[MEDIA_DOMAINS_ENV] = json.dumps(list(media_domains or NO_MEDIA_DOMAINS))
             env[MEDIA_REDIRECTS_ENV] = "0"

@@ -26,6 +26,11 @@ and a step policy (to one copy) on an alarm on NoCapacityInvocationFailures, whi
 SageMaker emits when a request finds no copy (target tracking cannot scale out of
 zero). The variant is not registered with Application Auto Scaling, and the component
 cannot change instance type in place: README says how such a change deploys.
+
+A member of a shared endpoint (`emd:endpoints`, config.SharedEndpoint) is a component
+too, on the endpoint its group's stack holds (shared_endpoint.py): here only its Model,
+its component (on the endpoint by name; the stack depends on the endpoint's stack, so
+no export ties them), its component log group and, with scale_to_zero, its scaling.
 """
 
 from __future__ import annotations
@@ -86,22 +91,32 @@ class ModelEndpoint(Construct):
         max_capacity: int,
         media_domains: Sequence[str] | None = None,
         scale_to_zero: ScaleToZero | None = None,
+        shared_endpoint: str | None = None,
+        accelerators: int | None = None,
     ) -> None:
+        """`endpoint_name`: the model's own name (its endpoint's, or its component's on
+        `shared_endpoint`, where it takes `accelerators` whole GPUs)."""
         super().__init__(scope, id_)
-        self.endpoint_name = endpoint_name
-        # The component is named as its endpoint (shared/notes: the s2z contract).
-        self.inference_component_name = endpoint_name if scale_to_zero is not None else None
-        image_uri, repository_arn = self._image(model.image)
-
-        self.log_group = self._retained_log_group(
-            "Logs", f"/aws/sagemaker/Endpoints/{endpoint_name}"
+        self.endpoint_name = shared_endpoint or endpoint_name
+        # The component is named as the model's own endpoint would be (shared/notes:
+        # the s2z contract).
+        self.inference_component_name = (
+            endpoint_name if scale_to_zero is not None or shared_endpoint is not None else None
         )
-        log_groups = [self.log_group]
+        image_uri, repository_arn = image_location(self, model.image)
+
+        log_groups: list[logs.LogGroup] = []
+        self.log_group: logs.LogGroup | None = None
+        if shared_endpoint is None:
+            self.log_group = retained_log_group(
+                self, "Logs", f"/aws/sagemaker/Endpoints/{endpoint_name}"
+            )
+            log_groups.append(self.log_group)
         self.component_log_group: logs.LogGroup | None = None
         if self.inference_component_name is not None:
             # A component's container logs go to a group of its own.
-            self.component_log_group = self._retained_log_group(
-                "ComponentLogs", COMPONENT_LOG_GROUP_PREFIX + self.inference_component_name
+            self.component_log_group = retained_log_group(
+                self, "ComponentLogs", COMPONENT_LOG_GROUP_PREFIX + self.inference_component_name
             )
             log_groups.append(self.component_log_group)
         self.role = iam.Role(
@@ -110,7 +125,8 @@ class ModelEndpoint(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"SageMaker execution role of {endpoint_name}",
         )
-        self.policy = self._execution_policy(repository_arn, log_groups)
+        self.policy = execution_policy(self, self.role, [repository_arn], log_groups)
+        gpus = accelerators if shared_endpoint is not None else None
 
         self.model = sagemaker.CfnModel(
             self,
@@ -119,7 +135,7 @@ class ModelEndpoint(Construct):
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=image_uri,
                 mode="SingleModel",
-                environment=model.container_environment(instance, media_domains),
+                environment=model.container_environment(instance, media_domains, gpus=gpus),
             ),
             # Not isolated: the container downloads the weights from the Hugging Face
             # Hub at start (SM_VLLM_MODEL / HF_MODEL_ID name a Hub repository), which an
@@ -133,6 +149,15 @@ class ModelEndpoint(Construct):
 
         self.scalable_target: appscaling.ScalableTarget | None = None
         self.inference_component: sagemaker.CfnInferenceComponent | None = None
+        self.endpoint_config: sagemaker.CfnEndpointConfig | None = None
+        self.endpoint: sagemaker.CfnEndpoint | None = None
+        if shared_endpoint is not None:
+            assert accelerators is not None
+            # By name: the endpoint is another stack's, which this one depends on.
+            self._component(model, shared_endpoint, accelerators)
+            if scale_to_zero is not None:
+                self.scalable_target = self._component_scaling(model, endpoint_name, scale_to_zero)
+            return
         if scale_to_zero is not None:
             self._component_endpoint(model, instance, scale_to_zero)
             return
@@ -169,21 +194,6 @@ class ModelEndpoint(Construct):
             self.scalable_target = self._autoscaling(
                 model, endpoint_name, min_capacity, max_capacity
             )
-
-    def _retained_log_group(self, id_: str, name: str) -> logs.LogGroup:
-        return logs.LogGroup(
-            self,
-            id_,
-            # SageMaker writes the container's stdout/stderr here; creating it sets a
-            # retention and lets the role be scoped to it.
-            log_group_name=name,
-            retention=LOG_RETENTION,
-            # Kept on rollback and on delete: a container that fails its health check
-            # on the first start leaves its logs. Its name is a literal, so a later
-            # `cdk deploy --import-existing-resources` adopts the kept group instead of
-            # failing with "already exists".
-            removal_policy=cdk.RemovalPolicy.RETAIN,
-        )
 
     def _component_endpoint(
         self, model: CatalogModel, instance: InstanceType, scale_to_zero: ScaleToZero
@@ -222,20 +232,27 @@ class ModelEndpoint(Construct):
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
         self.endpoint.node.add_dependency(self.log_group, self.policy)
+        # By reference: the component is created after, and deleted before, its
+        # endpoint (deleting an endpoint leaves its components behind). The whole
+        # instance: the container shards over every GPU (catalog.TENSOR_PARALLEL_ENV),
+        # and one copy is one instance.
+        self._component(model, self.endpoint.attr_endpoint_name, instance.gpus)
+        self.scalable_target = self._component_scaling(model, name, scale_to_zero)
+
+    def _component(self, model: CatalogModel, endpoint: str, accelerators: int) -> None:
+        """The model as an inference component on `endpoint`, on `accelerators` GPUs."""
+        name = self.inference_component_name
+        assert name is not None
         self.inference_component = sagemaker.CfnInferenceComponent(
             self,
             "InferenceComponent",
             inference_component_name=name,
-            # By reference: the component is created after, and deleted before, its
-            # endpoint (deleting an endpoint leaves its components behind).
-            endpoint_name=self.endpoint.attr_endpoint_name,
+            endpoint_name=endpoint,
             variant_name=VARIANT,
             specification=sagemaker.CfnInferenceComponent.InferenceComponentSpecificationProperty(
                 model_name=self.model.attr_model_name,
                 compute_resource_requirements=sagemaker.CfnInferenceComponent.InferenceComponentComputeResourceRequirementsProperty(
-                    # The whole instance: the container shards over every GPU
-                    # (catalog.TENSOR_PARALLEL_ENV), and one copy is one instance.
-                    number_of_accelerator_devices_required=instance.gpus,
+                    number_of_accelerator_devices_required=accelerators,
                     min_memory_required_in_mb=model.component_memory_mb,
                 ),
                 startup_parameters=sagemaker.CfnInferenceComponent.InferenceComponentStartupParametersProperty(
@@ -249,7 +266,6 @@ class ModelEndpoint(Construct):
         )
         assert self.component_log_group is not None
         self.inference_component.node.add_dependency(self.component_log_group)
-        self.scalable_target = self._component_scaling(model, name, scale_to_zero)
 
     def _component_scaling(
         self, model: CatalogModel, name: str, scale_to_zero: ScaleToZero
@@ -342,89 +358,106 @@ class ModelEndpoint(Construct):
         )
         return target
 
-    def _image(self, image: ContainerImage) -> tuple[str, str]:
-        """(image URI, ECR repository ARN): literal when the region is known at synth,
-        else from a CfnMapping keyed by region, guarded by a rule with a clear message."""
-        stack = cdk.Stack.of(self)
-        region = stack.region
-        if not cdk.Token.is_unresolved(region):
-            account = image.account(region)
-            return image.uri(region), (
-                f"arn:{stack.partition}:ecr:{region}:{account}:repository/{image.repository}"
-            )
-        accounts = ACCOUNT_MAPS[image.accounts]
-        mapping = cdk.CfnMapping(
-            self,
-            "ImageAccounts",
-            mapping={r: {"account": a} for r, a in sorted(accounts.items())},
-        )
-        cdk.CfnRule(
-            self,
-            "ImageRegion",
-            assertions=[
-                cdk.CfnRuleAssertion(
-                    assert_=cdk.Fn.condition_contains(sorted(accounts), cdk.Aws.REGION),
-                    assert_description=(
-                        f"The image {image.name} is not published in this region. "
-                        f"Regions with it: {', '.join(sorted(accounts))}."
-                    ),
-                )
-            ],
-        )
-        account = mapping.find_in_map(cdk.Aws.REGION, "account")
-        uri = (
-            f"{account}.dkr.ecr.{cdk.Aws.REGION}.{cdk.Aws.URL_SUFFIX}/"
-            f"{image.repository}:{image.tag}"
-        )
-        arn = (
-            f"arn:{cdk.Aws.PARTITION}:ecr:{cdk.Aws.REGION}:{account}:repository/{image.repository}"
-        )
-        return uri, arn
 
-    def _execution_policy(
-        self, repository_arn: str, log_groups: Sequence[logs.LogGroup]
-    ) -> iam.Policy:
-        """What SageMaker does with the execution role: pull the image, write the
-        container's logs and the instance metrics. No S3: weights come from the Hub."""
-        policy = iam.Policy(
-            self,
-            "ExecutionPolicy",
-            roles=[self.role],
-            statements=[
-                iam.PolicyStatement(
-                    actions=[
-                        "ecr:BatchGetImage",
-                        "ecr:GetDownloadUrlForLayer",
-                        "ecr:BatchCheckLayerAvailability",
-                    ],
-                    resources=[repository_arn],
-                ),
-                iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-                iam.PolicyStatement(
-                    actions=[
-                        "logs:CreateLogGroup",
-                        "logs:CreateLogStream",
-                        "logs:PutLogEvents",
-                        "logs:DescribeLogStreams",
-                    ],
-                    resources=[g.log_group_arn for g in log_groups],
-                ),
-                iam.PolicyStatement(
-                    actions=["cloudwatch:PutMetricData"],
-                    resources=["*"],
-                    conditions={"StringLike": {"cloudwatch:namespace": _METRICS_NAMESPACES}},
-                ),
-            ],
+def retained_log_group(scope: Construct, id_: str, name: str) -> logs.LogGroup:
+    return logs.LogGroup(
+        scope,
+        id_,
+        # SageMaker writes the container's stdout/stderr here; creating it sets a
+        # retention and lets the role be scoped to it.
+        log_group_name=name,
+        retention=LOG_RETENTION,
+        # Kept on rollback and on delete: a container that fails its health check
+        # on the first start leaves its logs. Its name is a literal, so a later
+        # `cdk deploy --import-existing-resources` adopts the kept group instead of
+        # failing with "already exists".
+        removal_policy=cdk.RemovalPolicy.RETAIN,
+    )
+
+
+def image_location(scope: Construct, image: ContainerImage) -> tuple[str, str]:
+    """(image URI, ECR repository ARN): literal when the region is known at synth,
+    else from a CfnMapping keyed by region (a child of `scope`), guarded by a rule with
+    a clear message."""
+    stack = cdk.Stack.of(scope)
+    region = stack.region
+    if not cdk.Token.is_unresolved(region):
+        account = image.account(region)
+        return image.uri(region), (
+            f"arn:{stack.partition}:ecr:{region}:{account}:repository/{image.repository}"
         )
-        cdk.Validations.of(policy).acknowledge(
-            cdk.Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason=(
-                    "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no "
-                    "resource-level permissions; PutMetricData is limited to SageMaker's "
-                    "metric namespaces by condition. Image pulls are scoped to the one "
-                    "ECR repository and logs to the endpoint's log group."
+    accounts = ACCOUNT_MAPS[image.accounts]
+    mapping = cdk.CfnMapping(
+        scope,
+        "ImageAccounts",
+        mapping={r: {"account": a} for r, a in sorted(accounts.items())},
+    )
+    cdk.CfnRule(
+        scope,
+        "ImageRegion",
+        assertions=[
+            cdk.CfnRuleAssertion(
+                assert_=cdk.Fn.condition_contains(sorted(accounts), cdk.Aws.REGION),
+                assert_description=(
+                    f"The image {image.name} is not published in this region. "
+                    f"Regions with it: {', '.join(sorted(accounts))}."
                 ),
             )
+        ],
+    )
+    account = mapping.find_in_map(cdk.Aws.REGION, "account")
+    uri = f"{account}.dkr.ecr.{cdk.Aws.REGION}.{cdk.Aws.URL_SUFFIX}/{image.repository}:{image.tag}"
+    arn = f"arn:{cdk.Aws.PARTITION}:ecr:{cdk.Aws.REGION}:{account}:repository/{image.repository}"
+    return uri, arn
+
+
+def execution_policy(
+    scope: Construct,
+    role: iam.IRole,
+    repository_arns: Sequence[str],
+    log_groups: Sequence[logs.LogGroup],
+) -> iam.Policy:
+    """What SageMaker does with an execution role: pull the images, write the
+    containers' logs and the instance metrics. No S3: weights come from the Hub."""
+    statements = [
+        iam.PolicyStatement(
+            actions=[
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer",
+                "ecr:BatchCheckLayerAvailability",
+            ],
+            resources=list(repository_arns),
+        ),
+        iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+        iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringLike": {"cloudwatch:namespace": _METRICS_NAMESPACES}},
+        ),
+    ]
+    if log_groups:
+        statements.insert(
+            2,
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[g.log_group_arn for g in log_groups],
+            ),
         )
-        return policy
+    policy = iam.Policy(scope, "ExecutionPolicy", roles=[role], statements=statements)
+    cdk.Validations.of(policy).acknowledge(
+        cdk.Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::*]",
+            reason=(
+                "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no "
+                "resource-level permissions; PutMetricData is limited to SageMaker's "
+                "metric namespaces by condition. Image pulls are scoped to the ECR "
+                "repositories and logs to the endpoint's log groups."
+            ),
+        )
+    )
+    return policy

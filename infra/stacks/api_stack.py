@@ -102,7 +102,7 @@ class ApiStack(cdk.Stack):
             if spec.models is not None:
                 components = self.component_arns(spec.models)
                 fn.allow_invoke_endpoints(self.endpoint_arns(spec.models), components)
-                fn.allow_wake_components(components)
+                fn.allow_wake_components(self.component_arns(spec.models, waking=True))
             cdk.Validations.of(fn.role).acknowledge(
                 cdk.Acknowledgment(
                     id="AwsSolutions-IAM5[Resource::*]",
@@ -186,12 +186,12 @@ class ApiStack(cdk.Stack):
             for name in self.config.endpoints_of(family)
         ]
 
-    def component_arns(self, family: str) -> list[str]:
-        """The inference components (scale-to-zero models) of `family`, by their
-        deterministic names like the endpoints."""
+    def component_arns(self, family: str, *, waking: bool = False) -> list[str]:
+        """The inference components of `family` (`waking`: only scale-to-zero ones),
+        by their deterministic names like the endpoints."""
         return [
             self.format_arn(service="sagemaker", resource="inference-component", resource_name=n)
-            for n in self.config.components_of(family)
+            for n in self.config.components_of(family, waking=waking)
         ]
 
     def _api_key_secret(self) -> secretsmanager.Secret:

@@ -1,4 +1,5 @@
-"""`<prefix>-Model-<model>-<tag>`: one catalog model on a SageMaker endpoint."""
+"""`<prefix>-Model-<model>-<tag>`: one catalog model on a SageMaker endpoint (its own,
+or as an inference component on a shared one, `<prefix>-Endpoint-<group>`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ class ModelStack(cdk.Stack):
             scope,
             deployment.stack_name,
             description=f"EMD gateway model {deployment.public_id} ({deployment.catalog.engine} "
-            f"on {deployment.instance.name})",
+            f"on {deployment.instance.name}"
+            + (f", shared endpoint {shared.name})" if (shared := deployment.shared) else ")"),
             **kwargs,
         )
         self.deployment = deployment
@@ -28,11 +30,13 @@ class ModelStack(cdk.Stack):
                 "Endpoint",
                 model=deployment.catalog,
                 instance=deployment.instance,
-                endpoint_name=deployment.endpoint_name,
+                endpoint_name=deployment.own_name,
                 min_capacity=deployment.min_capacity,
                 max_capacity=deployment.max_capacity,
                 media_domains=deployment.choice.media_domains,
                 scale_to_zero=deployment.scale_to_zero,
+                shared_endpoint=shared.endpoint_name if shared else None,
+                accelerators=deployment.accelerators,
             )
         except CatalogError as exc:
             raise ConfigError(f"{deployment.public_id} in {self.region}: {exc}") from exc
@@ -47,7 +51,8 @@ class ModelStack(cdk.Stack):
         if deployment.inference_component is not None:
             outputs["InferenceComponentName"] = (
                 deployment.inference_component,
-                "SageMaker inference component (scale_to_zero); every invoke names it",
+                "SageMaker inference component (scale_to_zero or a shared endpoint); "
+                "every invoke names it",
             )
         for name, (value, description) in outputs.items():
             cdk.CfnOutput(self, name, value=value, description=description)
