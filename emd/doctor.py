@@ -6,14 +6,16 @@ anything, what would stop the deployment or surprise its owner:
 
 - credentials (STS GetCallerIdentity), the region, and the CDK bootstrap stack;
 - each instance type's SageMaker "<type> for endpoint usage" quota against the
-  instances the context may run (`max_capacity`, summed over the models sharing it);
+  instances the context may run (`max_capacity`, summed over the models sharing it;
+  a shared endpoint's `max_instances` once, whatever its members);
 - each serving image in the region (the catalog's account map, then ECR
   BatchGetImage in the publishing account) and the Lambda Web Adapter layer
   (GetLayerVersion on the layer's ARN, the read GetLayerVersionByArn also makes);
 - collisions with what is already there: stacks of the same names that are not this
   deployment's, endpoints of the names this context would create that no stack of
   ours owns, and endpoint log groups retained by an earlier deployment;
-- what the endpoints will cost per hour and per day (infra/prices.py).
+- what the endpoints will cost per hour and per day (infra/prices.py; a shared
+  endpoint's instances once).
 
 Every check is `ok`, `warning` or `blocker` with a one-line fix; any blocker makes
 the exit code 1. A check that cannot be made (no permission) is a warning.
@@ -28,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from infra.config import ConfigError, DeployConfig, ModelDeployment, load
+from infra.config import ConfigError, DeployConfig, ModelDeployment, SharedEndpoint, load
 from infra.images import CatalogError, ContainerImage
 from infra.prices import HOURS_PER_DAY, PRICES_AS_OF, PRICES_SOURCE, hourly_price
 
-from .aws import Aws, Stack, aws_errors, error_code, find_deployment
+from .aws import Aws, Stack, aws_errors, describe_stack, error_code, find_deployment
 from .errors import CliError
 
 Status = Literal["ok", "warning", "blocker"]
@@ -361,8 +363,11 @@ def quota_name(instance_type: str) -> str:
 
 def _quotas(aws: Aws, config: DeployConfig, report: DoctorReport) -> None:
     needed: dict[str, int] = {}
-    for m in config.models:
-        needed[m.instance.name] = needed.get(m.instance.name, 0) + m.max_capacity
+    # A shared endpoint's instances once: its members' copies share them.
+    counts = [(m.instance.name, m.max_capacity) for m in config.models if m.shared is None]
+    counts += [(s.instance.name, s.max_instances) for s in config.endpoints]
+    for instance_type, most in counts:
+        needed[instance_type] = needed.get(instance_type, 0) + most
     if not needed:
         return
     try:
@@ -429,8 +434,11 @@ def _collisions(aws: Aws, config: DeployConfig, report: DoctorReport) -> None:
     for m in config.models:
         stack = existing.pop(m.stack_name, None)
         _stack_check(report, m.stack_name, stack, lambda s, m=m: _is_model_stack(s, m))
-        _endpoint_check(aws, report, m, stack)
-        _log_group_check(aws, report, m, stack)
+        if m.shared is None:  # a member's endpoint is its group's, checked below
+            _endpoint_check(aws, report, m.endpoint_name, m.stack_name, stack)
+            _log_group_check(aws, report, m.endpoint_name, stack)
+    for shared in config.endpoints:
+        _shared_endpoint_checks(aws, report, shared)
     for stack in existing.values():
         report.add(
             Check(
@@ -442,6 +450,28 @@ def _collisions(aws: Aws, config: DeployConfig, report: DoctorReport) -> None:
                 f"npx cdk destroy {stack.name} (or add its model to emd:models)",
             )
         )
+
+
+def _shared_endpoint_checks(aws: Aws, report: DoctorReport, shared: SharedEndpoint) -> None:
+    """A shared endpoint's stack (not a `-Model-` stack, so looked up by name), its
+    endpoint and retained log group, like a model's."""
+    name = shared.stack_name
+    try:
+        stack = describe_stack(aws, name)
+    except CliError as exc:
+        report.add(Check(f"stack:{name}", f"stack {name}", "warning", f"could not check: {exc}"))
+        return
+    _stack_check(
+        report,
+        name,
+        stack,
+        lambda s: (
+            s.outputs.get("EndpointName", shared.endpoint_name) == shared.endpoint_name
+            and (s.description or "").startswith(OWN_DESCRIPTION)
+        ),
+    )
+    _endpoint_check(aws, report, shared.endpoint_name, name, stack)
+    _log_group_check(aws, report, shared.endpoint_name, stack)
 
 
 def _is_api_stack(stack: Stack) -> bool:
@@ -490,9 +520,8 @@ def _stack_check(
 
 
 def _endpoint_check(
-    aws: Aws, report: DoctorReport, m: ModelDeployment, stack: Stack | None
+    aws: Aws, report: DoctorReport, name: str, stack_name: str, stack: Stack | None
 ) -> None:
-    name = m.endpoint_name
     check = report.add(Check(f"endpoint:{name}", f"endpoint {name}", "ok", ""))
     try:
         with aws_errors():
@@ -510,7 +539,7 @@ def _endpoint_check(
         return
     check.status = "blocker"
     check.detail = (
-        f"exists ({live.get('EndpointStatus')}) and is not owned by stack {m.stack_name}"
+        f"exists ({live.get('EndpointStatus')}) and is not owned by stack {stack_name}"
         + (f" but by {owner}" if owner else "")
     )
     check.fix = (
@@ -543,14 +572,12 @@ def _endpoint_owner(aws: Aws, live: dict[str, Any], stack: Stack | None) -> str 
     return next((t["Value"] for t in tags if t["Key"] == "aws:cloudformation:stack-name"), None)
 
 
-def _log_group_check(
-    aws: Aws, report: DoctorReport, m: ModelDeployment, stack: Stack | None
-) -> None:
+def _log_group_check(aws: Aws, report: DoctorReport, endpoint: str, stack: Stack | None) -> None:
     """The endpoint's log group outlives its stack (retained, infra's model endpoint):
     a new stack then fails to create it ("already exists")."""
     if stack is not None and stack.status != "ROLLBACK_COMPLETE":
         return  # the stack has it already
-    group = f"/aws/sagemaker/Endpoints/{m.endpoint_name}"
+    group = f"/aws/sagemaker/Endpoints/{endpoint}"
     try:
         with aws_errors():
             found = aws.client("logs").describe_log_groups(logGroupNamePrefix=group)
@@ -574,23 +601,32 @@ def _log_group_check(
 
 
 def _cost(config: DeployConfig, region: str, report: DoctorReport) -> dict[str, Any]:
-    models: list[dict[str, Any]] = []
-    for m in config.models:
-        price = hourly_price(m.instance.name, region)
-        models.append(
-            {
-                "id": m.public_id,
-                "instance_type": m.instance.name,
-                "min_capacity": m.min_capacity,
-                "max_capacity": m.max_capacity,
-                "price_per_instance_hour": price,
-                "hourly_usd": None if price is None else round(price * m.min_capacity, 4),
-                "max_hourly_usd": None if price is None else round(price * m.max_capacity, 4),
-            }
-        )
-    unknown = sorted({x["instance_type"] for x in models if x["price_per_instance_hour"] is None})
-    hourly = None if unknown else round(sum(x["hourly_usd"] for x in models), 4)
-    peak = None if unknown else round(sum(x["max_hourly_usd"] for x in models), 4)
+    def row(instance_type: str, least: int, most: int) -> dict[str, Any]:
+        price = hourly_price(instance_type, region)
+        return {
+            "instance_type": instance_type,
+            "min_capacity": least,
+            "max_capacity": most,
+            "price_per_instance_hour": price,
+            "hourly_usd": None if price is None else round(price * least, 4),
+            "max_hourly_usd": None if price is None else round(price * most, 4),
+        }
+
+    # Members of a shared endpoint are priced in `endpoints`, once per endpoint.
+    models = [
+        {"id": m.public_id} | row(m.instance.name, m.min_capacity, m.max_capacity)
+        for m in config.models
+        if m.shared is None
+    ]
+    endpoints = [
+        {"endpoint": s.name, "members": list(s.members)}
+        | row(s.instance.name, s.min_instances, s.max_instances)
+        for s in config.endpoints
+    ]
+    rows = models + endpoints
+    unknown = sorted({x["instance_type"] for x in rows if x["price_per_instance_hour"] is None})
+    hourly = None if unknown else round(sum(x["hourly_usd"] for x in rows), 4)
+    peak = None if unknown else round(sum(x["max_hourly_usd"] for x in rows), 4)
     cost = {
         "hourly_usd": hourly,
         "daily_usd": None if hourly is None else round(hourly * HOURS_PER_DAY, 2),
@@ -599,8 +635,9 @@ def _cost(config: DeployConfig, region: str, report: DoctorReport) -> dict[str, 
         "prices_as_of": PRICES_AS_OF,
         "source": PRICES_SOURCE,
         "models": models,
+        "endpoints": endpoints,
     }
-    if not models:
+    if not rows:
         detail = "no endpoints: the API bills per request only"
     elif hourly is None:
         detail = f"? (no price for {', '.join(unknown)} in {region}; see {PRICES_SOURCE})"
