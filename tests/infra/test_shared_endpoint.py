@@ -133,25 +133,39 @@ def test_each_member_is_a_component_on_the_shared_endpoint_by_name(shared: Synth
         assert out["InstanceType"] == "ml.g5.12xlarge"
 
 
-def test_a_vllm_member_shards_over_its_own_gpus_only() -> None:
+def test_a_vllm_member_shards_over_its_own_gpus_only(make_synth: Callable[..., Synth]) -> None:
     """Tensor parallelism follows the member's GPUs, not the instance's four."""
-    config = load(
-        {
-            "emd:endpoints": {"chat": {"instance_type": "ml.g5.12xlarge"}},
-            "emd:models": [
-                {"id": "Qwen3-4B-Instruct-2507", "endpoint": "chat"},
-                {"id": "Qwen2.5-7B-Instruct", "endpoint": "chat"},
-            ],
-        }.get
+    synthesized = make_synth(
+        models=[
+            {"id": "Qwen3-4B-Instruct-2507", "endpoint": "chat"},
+            {"id": "Qwen2.5-7B-Instruct", "endpoint": "chat"},
+        ],
+        region="us-east-1",
+        context={"emd:endpoints": {"chat": {"instance_type": "ml.g5.12xlarge"}}},
     )
-    small, lmi = config.models
+    small, lmi = synthesized.config.models
     assert (small.accelerators, lmi.accelerators) == (1, 1)
-    env = small.catalog.container_environment(small.instance, gpus=small.accelerators)
-    assert env["SM_VLLM_TENSOR_PARALLEL_SIZE"] == "1"
-    (group,) = config.endpoints
+    envs = {}
+    for stack in ("EMD-Model-qwen3-4b-instruct-2507-dev", "EMD-Model-qwen2-5-7b-instruct-dev"):
+        template = synthesized.template(stack)
+        _, model = one(template, "AWS::SageMaker::Model")
+        envs[stack] = model["Properties"]["PrimaryContainer"]["Environment"]
+        _, component = one(template, "AWS::SageMaker::InferenceComponent")
+        requirements = component["Properties"]["Specification"]["ComputeResourceRequirements"]
+        assert requirements["NumberOfAcceleratorDevicesRequired"] == 1
+    assert envs["EMD-Model-qwen3-4b-instruct-2507-dev"]["SM_VLLM_TENSOR_PARALLEL_SIZE"] == "1"
+    assert envs["EMD-Model-qwen2-5-7b-instruct-dev"]["OPTION_TENSOR_PARALLEL_DEGREE"] == "1"
+    (group,) = synthesized.config.endpoints
+    assert synthesized.config.members_of(group) == [small, lmi]
     # No member scales to zero: one instance stays.
-    assert (group.min_instances, group.max_instances) == (1, 1)
-    assert config.members_of(group) == [small, lmi]
+    _, config = one(synthesized.template("EMD-Endpoint-chat"), "AWS::SageMaker::EndpointConfig")
+    (variant,) = config["Properties"]["ProductionVariants"]
+    assert variant["ManagedInstanceScaling"] == {
+        "Status": "ENABLED",
+        "MinInstanceCount": 1,
+        "MaxInstanceCount": 1,
+    }
+    assert variant["InferenceAmiVersion"] == lookup("Qwen3-4B-Instruct-2507").inference_ami_version
     # A 14B model needs the four 24 GB GPUs it runs on elsewhere (ml.g5.12xlarge).
     big = load(
         {
