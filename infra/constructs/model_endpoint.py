@@ -202,36 +202,19 @@ class ModelEndpoint(Construct):
         inference component, and the component's copy-count scaling."""
         name = self.inference_component_name
         assert name is not None
-        variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-            variant_name=VARIANT,
-            instance_type=instance.name,
+        self.endpoint_config, self.endpoint = component_endpoint(
+            self,
+            endpoint_name=self.endpoint_name,
+            instance=instance,
+            inference_ami_version=model.inference_ami_version,
+            volume_size_gb=model.volume_size_gb,
             # One instance at creation, so the component's first copy has room; managed
             # instance scaling removes it once the component is at zero copies.
-            initial_instance_count=1,
-            inference_ami_version=model.inference_ami_version,
-            volume_size_in_gb=model.volume_size_gb if instance.volume_size_supported else None,
-            managed_instance_scaling=sagemaker.CfnEndpointConfig.ManagedInstanceScalingProperty(
-                status="ENABLED", min_instance_count=0, max_instance_count=scale_to_zero.max_copies
-            ),
-            routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
-                routing_strategy="LEAST_OUTSTANDING_REQUESTS"
-            ),
+            instances=(0, scale_to_zero.max_copies),
+            role=self.role,
+            policy=self.policy,
+            log_group=self.log_group,
         )
-        self.endpoint_config = sagemaker.CfnEndpointConfig(
-            self,
-            "EndpointConfig",
-            production_variants=[variant],
-            # No model on the variant: SageMaker takes the role from the config.
-            execution_role_arn=self.role.role_arn,
-        )
-        self.endpoint_config.node.add_dependency(self.policy)
-        self.endpoint = sagemaker.CfnEndpoint(
-            self,
-            "Endpoint",
-            endpoint_name=self.endpoint_name,
-            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
-        )
-        self.endpoint.node.add_dependency(self.log_group, self.policy)
         # By reference: the component is created after, and deleted before, its
         # endpoint (deleting an endpoint leaves its components behind). The whole
         # instance: the container shards over every GPU (catalog.TENSOR_PARALLEL_ENV),
@@ -357,6 +340,50 @@ class ModelEndpoint(Construct):
             scale_out_cooldown=SCALE_OUT_COOLDOWN,
         )
         return target
+
+
+def component_endpoint(
+    scope: Construct,
+    *,
+    endpoint_name: str,
+    instance: InstanceType,
+    inference_ami_version: str | None,
+    volume_size_gb: int | None,
+    instances: tuple[int, int],
+    role: iam.IRole,
+    policy: iam.Policy,
+    log_group: logs.LogGroup,
+) -> tuple[sagemaker.CfnEndpointConfig, sagemaker.CfnEndpoint]:
+    """An endpoint for inference components (one model's, or several sharing it): its
+    variant carries no model, only the instance, its host AMI and ManagedInstanceScaling
+    between `instances` (min, max), starting with one instance so the first copies have
+    room; the config names the execution role (SageMaker takes it from there)."""
+    variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+        variant_name=VARIANT,
+        instance_type=instance.name,
+        initial_instance_count=1,
+        inference_ami_version=inference_ami_version,
+        volume_size_in_gb=volume_size_gb if instance.volume_size_supported else None,
+        managed_instance_scaling=sagemaker.CfnEndpointConfig.ManagedInstanceScalingProperty(
+            status="ENABLED", min_instance_count=instances[0], max_instance_count=instances[1]
+        ),
+        routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
+            routing_strategy="LEAST_OUTSTANDING_REQUESTS"
+        ),
+    )
+    config = sagemaker.CfnEndpointConfig(
+        scope, "EndpointConfig", production_variants=[variant], execution_role_arn=role.role_arn
+    )
+    config.node.add_dependency(policy)
+    endpoint = sagemaker.CfnEndpoint(
+        scope,
+        "Endpoint",
+        endpoint_name=endpoint_name,
+        endpoint_config_name=config.attr_endpoint_config_name,
+    )
+    # The container logs from its first second; the group and grant come first.
+    endpoint.node.add_dependency(log_group, policy)
+    return config, endpoint
 
 
 def retained_log_group(scope: Construct, id_: str, name: str) -> logs.LogGroup:

@@ -16,12 +16,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from ..catalog import CatalogModel
 from ..config import SharedEndpoint
-from .model_endpoint import VARIANT, execution_policy, image_location, retained_log_group
+from .model_endpoint import (
+    component_endpoint,
+    execution_policy,
+    image_location,
+    retained_log_group,
+)
 
 
 class SharedModelEndpoint(Construct):
@@ -50,36 +54,14 @@ class SharedModelEndpoint(Construct):
         self.policy = execution_policy(self, self.role, repositories, [self.log_group])
         instance = shared.instance
         volume_sizes = [m.volume_size_gb for m in members if m.volume_size_gb is not None]
-        variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-            variant_name=VARIANT,
-            instance_type=instance.name,
-            # One instance at creation, so the members' first copies have room.
-            initial_instance_count=1,
-            inference_ami_version=shared.inference_ami_version,
-            volume_size_in_gb=(
-                max(volume_sizes) if volume_sizes and instance.volume_size_supported else None
-            ),
-            managed_instance_scaling=sagemaker.CfnEndpointConfig.ManagedInstanceScalingProperty(
-                status="ENABLED",
-                min_instance_count=shared.min_instances,
-                max_instance_count=shared.max_instances,
-            ),
-            routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
-                routing_strategy="LEAST_OUTSTANDING_REQUESTS"
-            ),
-        )
-        self.endpoint_config = sagemaker.CfnEndpointConfig(
+        self.endpoint_config, self.endpoint = component_endpoint(
             self,
-            "EndpointConfig",
-            production_variants=[variant],
-            # No model on the variant: SageMaker takes the role from the config.
-            execution_role_arn=self.role.role_arn,
-        )
-        self.endpoint_config.node.add_dependency(self.policy)
-        self.endpoint = sagemaker.CfnEndpoint(
-            self,
-            "Endpoint",
             endpoint_name=shared.endpoint_name,
-            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            instance=instance,
+            inference_ami_version=shared.inference_ami_version,
+            volume_size_gb=max(volume_sizes) if volume_sizes else None,
+            instances=(shared.min_instances, shared.max_instances),
+            role=self.role,
+            policy=self.policy,
+            log_group=self.log_group,
         )
-        self.endpoint.node.add_dependency(self.log_group, self.policy)
