@@ -5,9 +5,10 @@ SageMaker client, the worker pool, the waker of scaled-to-zero models), built on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 from starlette.requests import Request
 
@@ -18,6 +19,8 @@ from .sagemaker_client import SageMakerRuntime, UpstreamCall, UpstreamResponse, 
 from .settings import Settings
 from .wake import Waker
 from .workers import WorkerPool
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -39,15 +42,7 @@ class Services:
     async def invoke(
         self, entry: RegistryEntry, call: UpstreamCall, request: Request | None = None
     ) -> UpstreamResponse:
-        try:
-            answer = await self._invoke(entry, call)
-        except ModelScalingFromZeroError:
-            return await self.waker.hold(
-                entry, partial(self._invoke, entry, call), self.settings.wake_wait_seconds, request
-            )
-        if entry.inference_component is not None:
-            self.waker.succeeded(entry)
-        return answer
+        return await self._waking(entry, partial(self._invoke, entry, call), request)
 
     async def _invoke(self, entry: RegistryEntry, call: UpstreamCall) -> UpstreamResponse:
         return await self.sagemaker.invoke(
@@ -97,21 +92,27 @@ class Services:
     ) -> tuple[UpstreamStream, AsyncIterator[bytes | None]]:
         """The stream and its parts (None where a keep-alive is due); a failure to
         start raises here, before any response goes out."""
+        stream = await self._waking(entry, partial(self._open_stream, entry, call), request, wait)
+        return stream, stream.parts(self.settings.keepalive_seconds)
+
+    async def _waking(
+        self,
+        entry: RegistryEntry,
+        attempt: Callable[[], Awaitable[T]],
+        request: Request | None,
+        wait: bool = True,
+    ) -> T:
+        """`attempt` (one call to `entry`), or, refused for no capacity, the same call
+        once the model has woken (up to `wake_wait_seconds`; `wait=False` raises)."""
         try:
-            stream = await self._open_stream(entry, call)
+            result = await attempt()
         except ModelScalingFromZeroError:
             if not wait:
                 raise
-            stream = await self.waker.hold(
-                entry,
-                partial(self._open_stream, entry, call),
-                self.settings.wake_wait_seconds,
-                request,
-            )
-        else:
-            if entry.inference_component is not None:
-                self.waker.succeeded(entry)
-        return stream, stream.parts(self.settings.keepalive_seconds)
+            return await self.waker.hold(entry, attempt, self.settings.wake_wait_seconds, request)
+        if entry.inference_component is not None:
+            self.waker.succeeded(entry)
+        return result
 
     async def _open_stream(self, entry: RegistryEntry, call: UpstreamCall) -> UpstreamStream:
         return await self.sagemaker.open_stream(
